@@ -1,0 +1,484 @@
+// The PCI core as far as VFIO depends on it: functions, buses, slots, the driver core's
+// bind/unbind with driver_override (drivers/base/dd.c, drivers/pci/pci-driver.c, pci-sysfs.c),
+// and the reset methods vfio-pci probes and uses (drivers/pci/pci.c).
+
+import { EBUSY, EINVAL, ENODEV, ENOTTY, EAGAIN } from '../../kernel/errno.js';
+import { KDevice, deviceAdd, deviceDel } from '../../kernel/device.js';
+import { Kernel } from '../../kernel/kernel.js';
+import { KGen, KObject } from '../../kernel/sched.js';
+import { Mutex, mutexLock, mutexTrylock, mutexUnlock } from '../../kernel/sync.js';
+import {
+  IommuGroup, iommuDeviceUnuseDefaultDomain, iommuDeviceUseDefaultDomain, iommuGroupAddDevice,
+  iommuGroupRemoveDevice,
+} from '../../iommu/iommu.js';
+
+export type ResetMethod = 'device_specific' | 'acpi' | 'flr' | 'af_flr' | 'pm' | 'bus' | 'cxl_bus';
+
+export interface PciDriver {
+  readonly name: string;
+  /** drivers that manage DMA themselves (vfio-pci, pci-stub, pcieport) do not use the DMA API */
+  readonly driverManagedDma: boolean;
+  /** match by IDs (drivers other than vfio-pci); vfio-pci matches only through driver_override */
+  match(pdev: PciDev): boolean;
+  probe(pdev: PciDev): KGen<number>;
+  remove(pdev: PciDev): KGen<void>;
+}
+
+export class PciBus extends KObject {
+  readonly devices: PciDev[] = [];
+  readonly slots = new Map<number, PciSlot>();
+  constructor(
+    readonly domain: number,
+    readonly number: number,
+    /** the bridge leading to this bus (null for a root bus) */
+    readonly self: PciDev | null,
+    readonly parent: PciBus | null,
+  ) {
+    super(`pci_bus ${hex(domain, 4)}:${hex(number, 2)}`);
+  }
+  get isRoot(): boolean {
+    return this.parent === null;
+  }
+  get name(): string {
+    return `${hex(this.domain, 4)}:${hex(this.number, 2)}`;
+  }
+}
+
+/** struct pci_slot: a hotplug slot; `resetSupported` answers pci_probe_reset_slot. */
+export class PciSlot extends KObject {
+  constructor(
+    readonly bus: PciBus,
+    readonly number: number,
+    readonly resetSupported: boolean,
+  ) {
+    super(`pci_slot ${bus.name}:${hex(number, 2)}`);
+  }
+}
+
+export interface PciDevInit {
+  bus: PciBus;
+  devfn: number;
+  vendor: number;
+  device: number;
+  classCode: number;
+  subsystemVendor: number;
+  subsystemDevice: number;
+  revision: number;
+  headerType: 'normal' | 'bridge';
+  resetMethods: ResetMethod[];
+  isPcie: boolean;
+  /** PCI_DEV_FLAGS_NO_BUS_RESET (a bridge that must not be reset) */
+  noBusReset: boolean;
+}
+
+/** struct pci_dev */
+export class PciDev extends KObject {
+  readonly bus: PciBus;
+  readonly devfn: number;
+  vendor: number;
+  device: number;
+  classCode: number;
+  subsystemVendor: number;
+  subsystemDevice: number;
+  revision: number;
+  readonly headerType: 'normal' | 'bridge';
+  resetMethods: ResetMethod[];
+  readonly isPcie: boolean;
+  noBusReset: boolean;
+  /** the bus behind a bridge */
+  subordinate: PciBus | null = null;
+  slot: PciSlot | null = null;
+  driver: PciDriver | null = null;
+  driverOverride: string | null = null;
+  iommuGroup: IommuGroup | null = null;
+  isVirtfn = false;
+  physfn: PciDev | null = null;
+  /** driver private data (dev_get_drvdata) */
+  drvdata: unknown = null;
+  /** device_lock(&pdev->dev) */
+  readonly deviceLock: Mutex;
+  readonly kdev: KDevice;
+  removed = false;
+  /** counts of resets done, for traces and tests */
+  resets = { function: 0, bus: 0 };
+  /** the topology's friendly name (e1000e, nvme, ...) */
+  nickname: string | null = null;
+  /** SR-IOV capability (PF): total VFs */
+  sriov: { totalVfs: number; numVfs: number } | null = null;
+  /** AtomicOp completer widths (VFIO_DEVICE_INFO_CAP_PCI_ATOMIC_COMP flags), 0 if none */
+  atomicComp = 0;
+  /** resources 0-5 (BARs) and 6 (expansion ROM); a null entry is unimplemented */
+  resources: Array<PciResource | null> = [null, null, null, null, null, null, null];
+  /** pci_dev->cfg_size: 256, or 4096 for PCIe / PCI-X 2 */
+  cfgSize = 256;
+  /** the BAR holding the MSI-X table (or null without MSI-X) */
+  msixBar: number | null = null;
+  /** class code says VGA controller */
+  get isVga(): boolean {
+    return this.classCode >> 8 === 0x0300;
+  }
+
+  constructor(init: PciDevInit) {
+    const name = `${init.bus.name}:${hex(init.devfn >> 3, 2)}.${init.devfn & 7}`;
+    super(`pci ${name}`);
+    this.bus = init.bus;
+    this.devfn = init.devfn;
+    this.vendor = init.vendor;
+    this.device = init.device;
+    this.classCode = init.classCode;
+    this.subsystemVendor = init.subsystemVendor;
+    this.subsystemDevice = init.subsystemDevice;
+    this.revision = init.revision;
+    this.headerType = init.headerType;
+    this.resetMethods = init.resetMethods;
+    this.isPcie = init.isPcie;
+    this.noBusReset = init.noBusReset;
+    this.deviceLock = new Mutex(`device_lock(${name})`);
+    this.kdev = new KDevice(name);
+  }
+  /** pci_name(): "0000:01:00.0" */
+  get name(): string {
+    return this.kdev.name;
+  }
+  get sysfsPath(): string {
+    return this.kdev.sysfsPath!;
+  }
+}
+
+/** struct resource of a BAR or ROM */
+export interface PciResource {
+  start: bigint;
+  size: bigint;
+  type: 'mem' | 'io';
+  mem64: boolean;
+  prefetch: boolean;
+}
+
+export function hex(n: number, w: number): string {
+  return n.toString(16).padStart(w, '0');
+}
+
+interface PciState {
+  buses: Map<string, PciBus>;
+  devices: Map<string, PciDev>;
+  drivers: Map<string, PciDriver>;
+}
+
+export function pciState(k: Kernel): PciState {
+  return k.state<PciState>('pci', () => ({ buses: new Map(), devices: new Map(), drivers: new Map() }));
+}
+
+export function pciGetDevice(k: Kernel, name: string): PciDev | undefined {
+  return pciState(k).devices.get(name);
+}
+
+/** Create a root bus (pci0000:00 in sysfs). */
+export function pciCreateRootBus(k: Kernel, domain: number, number: number): PciBus {
+  const b = new PciBus(domain, number, null, null);
+  pciState(k).buses.set(b.name, b);
+  k.vfs.mkdirp(`/sys/devices/pci${b.name}`, k.sysFs);
+  return b;
+}
+
+/** The bus behind a bridge. */
+export function pciAddChildBus(k: Kernel, bridge: PciDev, number: number): PciBus {
+  const b = new PciBus(bridge.bus.domain, number, bridge, bridge.bus);
+  bridge.subordinate = b;
+  pciState(k).buses.set(b.name, b);
+  return b;
+}
+
+export function pciCreateSlot(bus: PciBus, number: number, resetSupported: boolean): PciSlot {
+  const s = new PciSlot(bus, number, resetSupported);
+  bus.slots.set(number, s);
+  for (const d of bus.devices) if (d.devfn >> 3 === number) d.slot = s;
+  return s;
+}
+
+function modalias(d: PciDev): string {
+  const h = (n: number) => hex(n, 8).toUpperCase();
+  const c = d.classCode;
+  return (
+    `pci:v${h(d.vendor)}d${h(d.device)}sv${h(d.subsystemVendor)}sd${h(d.subsystemDevice)}` +
+    `bc${hex((c >> 16) & 0xff, 2).toUpperCase()}sc${hex((c >> 8) & 0xff, 2).toUpperCase()}i${hex(c & 0xff, 2).toUpperCase()}`
+  );
+}
+
+/** pci_device_add + sysfs: the function appears in /sys/devices/... and /sys/bus/pci/devices. */
+export function pciDeviceAdd(k: Kernel, d: PciDev): void {
+  const st = pciState(k);
+  d.bus.devices.push(d);
+  d.slot = d.bus.slots.get(d.devfn >> 3) ?? null;
+  const parentPath = d.bus.self ? d.bus.self.sysfsPath : `/sys/devices/pci${d.bus.name}`;
+  d.kdev.sysfsPath = `${parentPath}/${d.name}`;
+  const a = d.kdev.attrs;
+  const ro = (name: string, f: () => string) => a.set(name, { ops: { show: () => f() + '\n' }, mode: 0o444 });
+  ro('vendor', () => '0x' + hex(d.vendor, 4));
+  ro('device', () => '0x' + hex(d.device, 4));
+  ro('class', () => '0x' + hex(d.classCode, 6));
+  ro('subsystem_vendor', () => '0x' + hex(d.subsystemVendor, 4));
+  ro('subsystem_device', () => '0x' + hex(d.subsystemDevice, 4));
+  ro('revision', () => '0x' + hex(d.revision, 2));
+  ro('modalias', () => modalias(d));
+  ro('numa_node', () => '-1');
+  ro('irq', () => '0');
+  ro('enable', () => '0');
+  a.set('reset_method', {
+    ops: { show: () => (d.resetMethods.length ? d.resetMethods.join(' ') + '\n' : '\n') },
+    mode: 0o644,
+  });
+  a.set('driver_override', {
+    ops: {
+      show: () => `${d.driverOverride ?? '(null)'}\n`,
+      *store(s: string): KGen<number> {
+        return driverOverrideStore(d, s);
+      },
+    },
+    mode: 0o644,
+  });
+  a.set('remove', {
+    ops: {
+      *store(s: string): KGen<number> {
+        if (!/^\s*[1-9]/.test(s)) return s.length;
+        yield* pciStopAndRemoveBusDevice(k, d);
+        return s.length;
+      },
+    },
+    mode: 0o200,
+  });
+  deviceAdd(k, d.kdev);
+  k.vfs.mkdirp('/sys/bus/pci/devices', k.sysFs);
+  k.vfs.addRelLink(`/sys/bus/pci/devices/${d.name}`, d.sysfsPath);
+  k.vfs.addRelLink(`${d.sysfsPath}/subsystem`, '/sys/bus/pci');
+  st.devices.set(d.name, d);
+}
+
+/** driver_override_store (drivers/base/driver.c: driver_set_override) */
+function driverOverrideStore(d: PciDev, s: string): number {
+  const len = s.length;
+  if (len >= 4096 - 1) return -EINVAL;
+  let v = s;
+  const nl = v.indexOf('\n');
+  if (nl >= 0) v = v.slice(0, nl);
+  d.driverOverride = v.length === 0 ? null : v;
+  return len;
+}
+
+/** Attach an IOMMU group membership (done by the IOMMU driver at enumeration). */
+export function pciSetIommuGroup(k: Kernel, d: PciDev, g: IommuGroup): void {
+  iommuGroupAddDevice(k, g, d, d.sysfsPath);
+}
+
+// ---- drivers ---------------------------------------------------------------------------------
+
+/** pci_register_driver + the /sys/bus/pci/drivers/<name> directory with bind/unbind. */
+export function pciRegisterDriver(k: Kernel, drv: PciDriver): void {
+  const st = pciState(k);
+  st.drivers.set(drv.name, drv);
+  const dir = `/sys/bus/pci/drivers/${drv.name}`;
+  k.vfs.mkdirp(dir, k.sysFs);
+  k.vfs.addAttr(`${dir}/bind`, {
+    *store(s: string): KGen<number> {
+      const d = st.devices.get(s.trim());
+      if (!d || !pciBusMatch(d, drv)) return -ENODEV;
+      const r = yield* deviceDriverAttach(k, d, drv);
+      return r < 0 ? r : s.length;
+    },
+  });
+  k.vfs.addAttr(`${dir}/unbind`, {
+    *store(s: string): KGen<number> {
+      const d = st.devices.get(s.trim());
+      if (!d || d.driver !== drv) return -ENODEV;
+      yield* deviceReleaseDriver(k, d);
+      return s.length;
+    },
+  });
+  k.vfs.addAttr(`${dir}/new_id`, {
+    *store(s: string): KGen<number> {
+      return s.length;
+    },
+  });
+  k.vfs.addAttr(`${dir}/remove_id`, {
+    *store(s: string): KGen<number> {
+      return s.length;
+    },
+  });
+  if (!k.vfs.exists('/sys/bus/pci/drivers_probe')) {
+    k.vfs.addAttr('/sys/bus/pci/drivers_probe', {
+      *store(s: string): KGen<number> {
+        const d = st.devices.get(s.trim());
+        if (!d) return -ENODEV;
+        const r = yield* deviceAttach(k, d);
+        return r < 0 ? r : s.length;
+      },
+    });
+  }
+}
+
+/** pci_bus_match / pci_match_device with driver_override. */
+export function pciBusMatch(d: PciDev, drv: PciDriver): boolean {
+  if (d.driverOverride !== null) return d.driverOverride === drv.name;
+  return drv.match(d);
+}
+
+/** device_attach: try every registered driver that matches (drivers_probe). */
+export function* deviceAttach(k: Kernel, d: PciDev): KGen<number> {
+  if (d.driver) return 0;
+  for (const drv of pciState(k).drivers.values()) {
+    if (!pciBusMatch(d, drv)) continue;
+    const r = yield* deviceDriverAttach(k, d, drv);
+    if (r === 0) return 0;
+  }
+  return 0;
+}
+
+/** device_driver_attach -> __driver_probe_device -> really_probe, under the device lock. */
+export function* deviceDriverAttach(k: Kernel, d: PciDev, drv: PciDriver): KGen<number> {
+  yield* mutexLock(d.deviceLock);
+  let ret: number;
+  if (d.driver) ret = -EBUSY;
+  else if (d.removed) ret = -ENODEV;
+  else ret = yield* reallyProbe(k, d, drv);
+  yield* mutexUnlock(d.deviceLock);
+  return ret;
+}
+
+function* reallyProbe(k: Kernel, d: PciDev, drv: PciDriver): KGen<number> {
+  d.driver = drv;
+  // pci_dma_configure: a DMA-API driver becomes a user of the default domain
+  if (!drv.driverManagedDma) {
+    const r = yield* iommuDeviceUseDefaultDomain(d);
+    if (r) {
+      d.driver = null;
+      return r;
+    }
+  }
+  const drvDir = `/sys/bus/pci/drivers/${drv.name}`;
+  k.vfs.addRelLink(`${drvDir}/${d.name}`, d.sysfsPath);
+  k.vfs.addRelLink(`${d.sysfsPath}/driver`, drvDir);
+  k.event('driver_probe', { device: d.name, driver: drv.name });
+  const r = yield* drv.probe(d);
+  if (r) {
+    k.vfs.remove(`${drvDir}/${d.name}`);
+    k.vfs.remove(`${d.sysfsPath}/driver`);
+    if (!drv.driverManagedDma) yield* iommuDeviceUnuseDefaultDomain(d, (m) => k.warn(m));
+    d.driver = null;
+    k.event('driver_probe_failed', { device: d.name, driver: drv.name, ret: r });
+    return r;
+  }
+  return 0;
+}
+
+/** device_release_driver: remove under the device lock; may block (vfio waits for its users). */
+export function* deviceReleaseDriver(k: Kernel, d: PciDev): KGen<void> {
+  yield* mutexLock(d.deviceLock);
+  const drv = d.driver;
+  if (drv) {
+    const drvDir = `/sys/bus/pci/drivers/${drv.name}`;
+    // driver_sysfs_remove happens before ->remove
+    k.vfs.remove(`${drvDir}/${d.name}`);
+    k.vfs.remove(`${d.sysfsPath}/driver`);
+    yield* drv.remove(d);
+    if (!drv.driverManagedDma) yield* iommuDeviceUnuseDefaultDomain(d, (m) => k.warn(m));
+    d.driver = null;
+    d.drvdata = null;
+    k.event('driver_unbound', { device: d.name, driver: drv.name });
+  }
+  yield* mutexUnlock(d.deviceLock);
+}
+
+/** pci_stop_and_remove_bus_device: hot-unplug (driver unbound, then the function disappears). */
+export function* pciStopAndRemoveBusDevice(k: Kernel, d: PciDev): KGen<void> {
+  if (d.removed) return;
+  if (d.subordinate) for (const c of [...d.subordinate.devices]) yield* pciStopAndRemoveBusDevice(k, c);
+  yield* deviceReleaseDriver(k, d);
+  d.removed = true;
+  iommuGroupRemoveDevice(k, d, d.sysfsPath);
+  k.vfs.remove(`/sys/bus/pci/devices/${d.name}`);
+  deviceDel(k, d.kdev);
+  const i = d.bus.devices.indexOf(d);
+  if (i >= 0) d.bus.devices.splice(i, 1);
+  pciState(k).devices.delete(d.name);
+  k.event('pci_device_removed', { device: d.name });
+}
+
+// ---- resets (drivers/pci/pci.c) ----------------------------------------------------------------
+
+/** pci_probe_reset_slot: 0 if the slot can be reset, -ENOTTY otherwise. */
+export function pciProbeResetSlot(slot: PciSlot | null): number {
+  return slot && slot.resetSupported ? 0 : -ENOTTY;
+}
+
+/** pci_probe_reset_bus: secondary bus reset through the upstream bridge. */
+export function pciProbeResetBus(bus: PciBus): number {
+  if (bus.isRoot || !bus.self || bus.self.noBusReset) return -ENOTTY;
+  return 0;
+}
+
+/** pci_reset_function method "bus": only if the function is alone on a resettable bus. */
+function parentBusResetPossible(d: PciDev): boolean {
+  if (d.bus.isRoot || d.subordinate || !d.bus.self || d.bus.self.noBusReset) return false;
+  return d.bus.devices.every((o) => o === d);
+}
+
+/** pci_reset_supported */
+export function pciResetSupported(d: PciDev): boolean {
+  return d.resetMethods.length > 0;
+}
+
+/** __pci_reset_function_locked: try the device's reset methods in order. */
+export function pciResetFunctionLocked(k: Kernel, d: PciDev): number {
+  for (const m of d.resetMethods) {
+    if (m === 'bus' && !parentBusResetPossible(d)) continue;
+    d.resets.function++;
+    k.event('pci_reset_function', { device: d.name, method: m });
+    return 0;
+  }
+  return -ENOTTY;
+}
+
+/** pci_try_reset_function: -EAGAIN if the device lock is contended. */
+export function* pciTryResetFunction(k: Kernel, d: PciDev): KGen<number> {
+  if (!pciResetSupported(d)) return -ENOTTY;
+  if (!(yield* mutexTrylock(d.deviceLock))) return -EAGAIN;
+  const r = pciResetFunctionLocked(k, d);
+  yield* mutexUnlock(d.deviceLock);
+  return r;
+}
+
+/** pci_dev_trylock + reset + unlock as vfio_pci_core_disable does it. */
+export function* pciTryLockAndResetFunction(k: Kernel, d: PciDev): KGen<number> {
+  if (!(yield* mutexTrylock(d.deviceLock))) return -EAGAIN;
+  const r = pciResetFunctionLocked(k, d);
+  yield* mutexUnlock(d.deviceLock);
+  return r;
+}
+
+/** All functions a slot or bus reset would hit (the bus, its subordinates, or the slot). */
+export function pciDevicesAffectedByReset(d: PciDev, slotScope: boolean): PciDev[] {
+  const out: PciDev[] = [];
+  const walk = (b: PciBus) => {
+    for (const x of b.devices) {
+      if (slotScope && b === d.bus && x.devfn >> 3 !== d.slot!.number) continue;
+      out.push(x);
+      if (x.subordinate) walk(x.subordinate);
+    }
+  };
+  walk(d.bus);
+  return out;
+}
+
+/** pci_reset_bus: slot or bus reset of everything below. */
+export function pciResetBus(k: Kernel, d: PciDev): number {
+  const slot = pciProbeResetSlot(d.slot) === 0;
+  if (!slot && pciProbeResetBus(d.bus) !== 0) return -ENOTTY;
+  const hit = pciDevicesAffectedByReset(d, slot);
+  for (const x of hit) x.resets.bus++;
+  k.event(slot ? 'pci_reset_slot' : 'pci_reset_bus', {
+    bus: d.bus.name,
+    devices: hit.map((x) => x.name),
+  });
+  return 0;
+}
+
+export { EINVAL };

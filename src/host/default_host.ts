@@ -1,0 +1,135 @@
+// The embedded default host. Its first part is the real-kernel oracle's "default" machine (same
+// BDFs, IDs, groups, resets, vfio indices), so programs written against the oracle run unchanged;
+// the rest adds a device set spanning two IOMMU groups behind a reset-capable hotplug slot, an
+// IOMMU group of two functions (plus their bridge), and a NIC owned by a kernel driver.
+
+export const DEFAULT_HOST_YAML = `# vfiosim default host
+name: default
+description: >-
+  q35-like machine with an Intel VT-d IOMMU: the oracle's default four vfio-pci devices
+  (e1000e, nvme, edu, pci-testdev), a two-function igb in one device set (slot reset, two
+  groups), an IOMMU group with two vfio-pci functions behind a PCIe-to-PCI bridge, and an
+  e1000e NIC bound to its kernel driver.
+kernel:
+  vfio_major: 249        # dynamic majors as the oracle's kernel allocated them
+  vfio_dev_major: 248
+  iommu_minor: 257       # /dev/iommu misc minor
+  noiommu: false         # vfio.enable_unsafe_noiommu_mode
+iommu:
+  address_width: 39
+  interrupt_remapping: true
+functions:
+  - { bdf: "0000:00:00.0", name: host-bridge, id: "8086:29c0", subsystem: "1af4:1100", class: 0x060000, iommu_group: 0 }
+  - { bdf: "0000:00:02.0", name: rp1, id: "1b36:000c", class: 0x060400, pcie: true, bridge: { secondary: 1 }, iommu_group: 1, driver: pcieport, bars: [ { size: 0x1000 } ] }
+  - { bdf: "0000:00:03.0", name: rp2, id: "1b36:000c", class: 0x060400, pcie: true, bridge: { secondary: 2 }, iommu_group: 2, driver: pcieport, bars: [ { size: 0x1000 } ] }
+  - { bdf: "0000:00:04.0", name: rp3, id: "1b36:000c", class: 0x060400, pcie: true, bridge: { secondary: 3 }, iommu_group: 3, driver: pcieport, bars: [ { size: 0x1000 } ] }
+  - { bdf: "0000:00:1f.0", name: lpc, id: "8086:2918", subsystem: "1af4:1100", revision: 2, class: 0x060100, iommu_group: 5 }
+  - { bdf: "0000:00:1f.2", name: ahci, id: "8086:2922", subsystem: "1af4:1100", revision: 2, class: 0x010601, iommu_group: 5, driver: ahci, bars: [ null, null, null, null, { size: 0x20, type: io }, { size: 0x1000 } ] }
+  - { bdf: "0000:00:1f.3", name: smbus, id: "8086:2930", subsystem: "1af4:1100", revision: 2, class: 0x0c0500, iommu_group: 5, driver: i801_smbus, bars: [ null, null, null, null, { size: 0x40, type: io } ] }
+  - bdf: "0000:01:00.0"
+    name: e1000e
+    id: "8086:10d3"
+    subsystem: "8086:0000"
+    class: 0x020000
+    pcie: true
+    iommu_group: 6
+    driver: vfio-pci
+    reset: [pm, bus]
+    bars: [ { size: 0x20000 }, { size: 0x20000 }, { size: 0x20, type: io }, { size: 0x4000 } ]
+    rom: 0x40000
+    msix_bar: 3
+  - bdf: "0000:02:00.0"
+    name: nvme
+    id: "1b36:0010"
+    subsystem: "1af4:1100"
+    revision: 2
+    class: 0x010802
+    pcie: true
+    iommu_group: 7
+    driver: vfio-pci
+    reset: [flr, bus]
+    bars: [ { size: 0x4000, mem64: true } ]
+    msix_bar: 0
+  - bdf: "0000:03:00.0"
+    name: edu
+    id: "1234:11e8"
+    subsystem: "1af4:1100"
+    revision: 0x10
+    class: 0x00ff00
+    iommu_group: 8
+    driver: vfio-pci
+    reset: [bus]
+    bars: [ { size: 0x100000 } ]
+  - bdf: "0000:00:05.0"
+    name: testdev
+    id: "1b36:0005"
+    subsystem: "1af4:1100"
+    class: 0x00ff00
+    iommu_group: 4
+    driver: vfio-pci
+    reset: []
+    bars: [ { size: 0x1000 }, { size: 0x100, type: io } ]
+  # a two-function igb in a hotplug slot with reset: one device set, two IOMMU groups
+  - { bdf: "0000:00:06.0", name: rp4, id: "1b36:000c", class: 0x060400, pcie: true, bridge: { secondary: 4 }, iommu_group: 9, driver: pcieport, bars: [ { size: 0x1000 } ] }
+  - bdf: "0000:04:00.0"
+    name: igb0
+    id: "8086:10c9"
+    subsystem: "8086:0000"
+    revision: 1
+    class: 0x020000
+    pcie: true
+    iommu_group: 10
+    driver: vfio-pci
+    reset: [flr, pm, bus]
+    bars: [ { size: 0x20000 }, { size: 0x20000 }, { size: 0x20, type: io }, { size: 0x4000 } ]
+    msix_bar: 3
+  - bdf: "0000:04:00.1"
+    name: igb1
+    id: "8086:10c9"
+    subsystem: "8086:0000"
+    revision: 1
+    class: 0x020000
+    pcie: true
+    iommu_group: 11
+    driver: vfio-pci
+    reset: [flr, pm]
+    bars: [ { size: 0x20000 }, { size: 0x20000 }, { size: 0x20, type: io }, { size: 0x4000 } ]
+    msix_bar: 3
+  # one IOMMU group holding a PCIe-to-PCI bridge and two vfio-pci functions behind it
+  - { bdf: "0000:00:07.0", name: rp5, id: "1b36:000c", class: 0x060400, pcie: true, bridge: { secondary: 5 }, iommu_group: 12, driver: pcieport, bars: [ { size: 0x1000 } ] }
+  - { bdf: "0000:05:00.0", name: pcie-pci-bridge, id: "1b36:000e", class: 0x060400, pcie: true, bridge: { secondary: 6 }, iommu_group: 13, bars: [ { size: 0x100, mem64: true } ] }
+  - bdf: "0000:06:01.0"
+    name: grp-edu
+    id: "1234:11e8"
+    subsystem: "1af4:1100"
+    revision: 0x10
+    class: 0x00ff00
+    iommu_group: 13
+    driver: vfio-pci
+    reset: [bus]
+    bars: [ { size: 0x100000 } ]
+  - bdf: "0000:06:02.0"
+    name: grp-testdev
+    id: "1b36:0005"
+    subsystem: "1af4:1100"
+    class: 0x00ff00
+    iommu_group: 13
+    driver: vfio-pci
+    reset: []
+    bars: [ { size: 0x1000 }, { size: 0x100, type: io } ]
+  # a NIC the host kernel uses (DMA API): its group is not viable
+  - { bdf: "0000:00:08.0", name: rp6, id: "1b36:000c", class: 0x060400, pcie: true, bridge: { secondary: 7 }, iommu_group: 14, driver: pcieport, bars: [ { size: 0x1000 } ] }
+  - bdf: "0000:07:00.0"
+    name: nic
+    id: "8086:10d3"
+    subsystem: "8086:0000"
+    class: 0x020000
+    pcie: true
+    iommu_group: 15
+    driver: e1000e
+    reset: [pm, bus]
+    bars: [ { size: 0x20000 }, { size: 0x20000 }, { size: 0x20, type: io }, { size: 0x4000 } ]
+    msix_bar: 3
+slots:
+  - { bus: 4, slot: 0, reset: true }
+`;
