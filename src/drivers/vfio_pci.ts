@@ -45,10 +45,10 @@ const DENYLIST = new Set([0x19e2, 0x19e3, 0x37c8, 0x37c9, 0x0435, 0x0443, 0x0b25
 function vfioPciIsDenylisted(k: Kernel, pdev: PciDev): boolean {
   if (pdev.vendor !== INTEL || !DENYLIST.has(pdev.device)) return false;
   if (vfioPciParams(k).disableDenylist) {
-    k.warn(`${pdev.name}: device denylist disabled - allowing device`);
+    k.printk(`${pdev.name}: device denylist disabled - allowing device`);
     return false;
   }
-  k.warn(`${pdev.name}: exists in vfio-pci device denylist, driver probing disallowed`);
+  k.printk(`${pdev.name}: exists in vfio-pci device denylist, driver probing disallowed`);
   return true;
 }
 

@@ -63,7 +63,7 @@ export function* vfioPciCoreRegisterDevice(vdev: VfioPciCoreDevice): KGen<number
   const pdev = vdev.pdev;
   if (pdev.headerType !== 'normal') return -EINVAL;
   if (pdev.bus.devices.some((d) => d.isVirtfn && d.physfn === pdev)) {
-    vdev.vdev.kernel.warn(`${pdev.name}: Cannot bind to PF with SR-IOV enabled`);
+    vdev.vdev.kernel.printk(`${pdev.name}: Cannot bind to PF with SR-IOV enabled`);
     return -EBUSY;
   }
   let ret: number;
@@ -188,7 +188,7 @@ export function* vfioPciDevSetTryReset(devSet: VfioDeviceSet): KGen<void> {
   const pdev = vfioPciDevSetResettable(devSet);
   if (!pdev) return;
   const k = devSet.deviceList[0]!.kernel;
-  if (pciResetBus(k, pdev) === 0) {
+  if ((yield* pciResetBus(k, pdev)) === 0) {
     for (const c of devSetCores(devSet)) c.needsReset = false;
     k.event('dev_set_reset', { dev_set: devSet.label });
   }
@@ -201,10 +201,10 @@ export function* vfioPciCoreRequest(vdev: VfioPciCoreDevice, count: number): KGe
   const k = vdev.vdev.kernel;
   const ev = vdev.reqTrigger;
   if (ev) {
-    if (count % 10 === 0) k.event('vfio_pci_request_relayed', { device: vdev.pdev.name, count });
+    if (count % 10 === 0) k.printk(`${vdev.pdev.name}: Relaying device request to user (#${count})`);
     yield* eventfdSignal(ev);
   } else if (count === 0) {
-    k.warn(`${vdev.pdev.name}: No device request channel registered, blocked until released by user`);
+    k.printk(`${vdev.pdev.name}: No device request channel registered, blocked until released by user`);
   }
 }
 

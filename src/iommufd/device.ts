@@ -94,7 +94,7 @@ export function* iommufdDeviceBind(ictx: IommufdCtx, dev: IommuDevice, id: { v: 
       yield* iommufdPutGroup(igroup);
       return -EPERM;
     }
-    ictx.kernel.warn(`${dev.name}: MSI interrupts are not secure, they cannot be isolated by the platform`);
+    ictx.kernel.printk(`${dev.name}: MSI interrupts are not secure, they cannot be isolated by the platform`);
   }
   let rc = yield* iommuDeviceClaimDmaOwner(dev, ictx);
   if (rc) {

@@ -74,6 +74,11 @@ export class Kernel implements TaskOwner {
     if (this.strict) throw new Error(`kernel WARN: ${message}`);
   }
 
+  /** A kernel log line (pr_info/pci_warn...): a trace event, not a WARN. */
+  printk(msg: string): void {
+    this.event('printk', undefined, msg);
+  }
+
   /** Emit a kernel event caused by the current task (cheap no-op when nobody listens). */
   event(name: string, args?: Record<string, unknown>, msg?: string): void {
     if (!this.trace.active) return;

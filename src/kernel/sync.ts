@@ -26,6 +26,60 @@ function dropHeld(t: Task, obj: KObject): void {
 // Mutex (include/linux/mutex.h). Spinlocks are the same object with other op names: the model
 // does not distinguish sleeping from spinning.
 
+class MutexLockOp extends BaseOp {
+  readonly access: Access = 'write';
+  override readonly order: MemOrder = 'acquire';
+  constructor(
+    readonly obj: Mutex,
+    readonly kind: OpKind,
+  ) {
+    super();
+  }
+  override enabled(t: Task): boolean {
+    if (this.obj.owner === t) throw new KernelBug(`recursive locking of ${this.obj.label} by ${t.name}`);
+    return this.obj.owner === null;
+  }
+  exec(t: Task): unknown {
+    this.obj.owner = t;
+    t.held.push(this.obj);
+    return undefined;
+  }
+}
+
+class MutexTrylockOp extends BaseOp {
+  readonly kind: OpKind = 'mutex_trylock';
+  readonly access: Access = 'write';
+  override readonly order: MemOrder = 'acquire';
+  constructor(readonly obj: Mutex) {
+    super();
+  }
+  exec(t: Task): unknown {
+    if (this.obj.owner !== null) return false;
+    this.obj.owner = t;
+    t.held.push(this.obj);
+    return true;
+  }
+}
+
+class MutexUnlockOp extends BaseOp {
+  readonly access: Access = 'write';
+  override readonly order: MemOrder = 'release';
+  override readonly wakes = true;
+  constructor(
+    readonly obj: Mutex,
+    readonly kind: OpKind,
+  ) {
+    super();
+  }
+  exec(t: Task): unknown {
+    const m = this.obj;
+    if (m.owner !== t) throw new KernelBug(`${t.name} unlocks ${m.label} owned by ${m.owner?.name ?? 'nobody'}`);
+    m.owner = null;
+    dropHeld(t, m);
+    return undefined;
+  }
+}
+
 export class Mutex extends KObject {
   owner: Task | null = null;
   readonly lockOp: Op;
@@ -33,49 +87,9 @@ export class Mutex extends KObject {
   readonly unlockOp: Op;
   constructor(label: string, spin = false) {
     super(label);
-    const m = this;
-    const lockKind: OpKind = spin ? 'spin_lock' : 'mutex_lock';
-    const unlockKind: OpKind = spin ? 'spin_unlock' : 'mutex_unlock';
-    this.lockOp = new (class extends BaseOp {
-      kind = lockKind;
-      obj = m;
-      access: Access = 'write';
-      override order: MemOrder = 'acquire';
-      override enabled(t: Task): boolean {
-        if (m.owner === t) throw new KernelBug(`recursive locking of ${m.label} by ${t.name}`);
-        return m.owner === null;
-      }
-      exec(t: Task): unknown {
-        m.owner = t;
-        t.held.push(m);
-        return undefined;
-      }
-    })();
-    this.trylockOp = new (class extends BaseOp {
-      kind: OpKind = 'mutex_trylock';
-      obj = m;
-      access: Access = 'write';
-      override order: MemOrder = 'acquire';
-      exec(t: Task): unknown {
-        if (m.owner !== null) return false;
-        m.owner = t;
-        t.held.push(m);
-        return true;
-      }
-    })();
-    this.unlockOp = new (class extends BaseOp {
-      kind = unlockKind;
-      obj = m;
-      access: Access = 'write';
-      override order: MemOrder = 'release';
-      override wakes = true;
-      exec(t: Task): unknown {
-        if (m.owner !== t) throw new KernelBug(`${t.name} unlocks ${m.label} owned by ${m.owner?.name ?? 'nobody'}`);
-        m.owner = null;
-        dropHeld(t, m);
-        return undefined;
-      }
-    })();
+    this.lockOp = new MutexLockOp(this, spin ? 'spin_lock' : 'mutex_lock');
+    this.trylockOp = new MutexTrylockOp(this);
+    this.unlockOp = new MutexUnlockOp(this, spin ? 'spin_unlock' : 'mutex_unlock');
   }
   isLocked(): boolean {
     return this.owner !== null;
@@ -111,6 +125,65 @@ export function* spinUnlock(m: SpinLock): KGen<void> {
 // ---------------------------------------------------------------------------------------------
 // Read-write semaphore (include/linux/rwsem.h)
 
+type RwWhat = 'down_read' | 'up_read' | 'down_write' | 'up_write' | 'down_write_trylock';
+
+class RwOp extends BaseOp {
+  readonly access: Access;
+  override readonly order: MemOrder;
+  override readonly wakes: boolean;
+  constructor(
+    readonly obj: RwSemaphore,
+    readonly kind: RwWhat,
+  ) {
+    super();
+    this.access = kind === 'down_read' || kind === 'up_read' ? 'read' : 'write';
+    this.order = kind.startsWith('up') ? 'release' : 'acquire';
+    this.wakes = kind.startsWith('up');
+  }
+  override enabled(t: Task): boolean {
+    const s = this.obj;
+    if (this.kind === 'down_read') {
+      if (s.writer === t) throw new KernelBug(`${t.name} read-locks ${s.label} it write-holds`);
+      return s.writer === null;
+    }
+    if (this.kind === 'down_write') {
+      if (s.writer === t || s.readers.includes(t)) throw new KernelBug(`${t.name} write-locks ${s.label} it holds`);
+      return s.writer === null && s.readers.length === 0;
+    }
+    return true;
+  }
+  exec(t: Task): unknown {
+    const s = this.obj;
+    switch (this.kind) {
+      case 'down_read':
+        s.readers.push(t);
+        t.held.push(s);
+        return undefined;
+      case 'up_read': {
+        const i = s.readers.indexOf(t);
+        if (i < 0) throw new KernelBug(`${t.name} up_read on ${s.label} it does not hold`);
+        s.readers.splice(i, 1);
+        dropHeld(t, s);
+        return undefined;
+      }
+      case 'down_write':
+        s.writer = t;
+        t.held.push(s);
+        return undefined;
+      case 'down_write_trylock':
+        if (s.writer !== null || s.readers.length > 0) return false;
+        s.writer = t;
+        t.held.push(s);
+        return true;
+      case 'up_write':
+        if (s.writer !== t) throw new KernelBug(`${t.name} up_write on ${s.label} it does not hold`);
+        s.writer = null;
+        dropHeld(t, s);
+        return undefined;
+    }
+  }
+}
+
 export class RwSemaphore extends KObject {
   writer: Task | null = null;
   readonly readers: Task[] = [];
@@ -121,76 +194,11 @@ export class RwSemaphore extends KObject {
   readonly downWriteTrylockOp: Op;
   constructor(label: string) {
     super(label);
-    const s = this;
-    this.downReadOp = new (class extends BaseOp {
-      kind: OpKind = 'down_read';
-      obj = s;
-      access: Access = 'read';
-      override order: MemOrder = 'acquire';
-      override enabled(t: Task): boolean {
-        if (s.writer === t) throw new KernelBug(`${t.name} read-locks ${s.label} it write-holds`);
-        return s.writer === null;
-      }
-      exec(t: Task): unknown {
-        s.readers.push(t);
-        t.held.push(s);
-        return undefined;
-      }
-    })();
-    this.upReadOp = new (class extends BaseOp {
-      kind: OpKind = 'up_read';
-      obj = s;
-      access: Access = 'read';
-      override order: MemOrder = 'release';
-      override wakes = true;
-      exec(t: Task): unknown {
-        const i = s.readers.indexOf(t);
-        if (i < 0) throw new KernelBug(`${t.name} up_read on ${s.label} it does not hold`);
-        s.readers.splice(i, 1);
-        dropHeld(t, s);
-        return undefined;
-      }
-    })();
-    this.downWriteOp = new (class extends BaseOp {
-      kind: OpKind = 'down_write';
-      obj = s;
-      access: Access = 'write';
-      override order: MemOrder = 'acquire';
-      override enabled(t: Task): boolean {
-        if (s.writer === t || s.readers.includes(t)) throw new KernelBug(`${t.name} write-locks ${s.label} it holds`);
-        return s.writer === null && s.readers.length === 0;
-      }
-      exec(t: Task): unknown {
-        s.writer = t;
-        t.held.push(s);
-        return undefined;
-      }
-    })();
-    this.downWriteTrylockOp = new (class extends BaseOp {
-      kind: OpKind = 'down_write_trylock';
-      obj = s;
-      access: Access = 'write';
-      override order: MemOrder = 'acquire';
-      exec(t: Task): unknown {
-        if (s.writer !== null || s.readers.length > 0) return false;
-        s.writer = t;
-        t.held.push(s);
-        return true;
-      }
-    })();
-    this.upWriteOp = new (class extends BaseOp {
-      kind: OpKind = 'up_write';
-      obj = s;
-      access: Access = 'write';
-      override order: MemOrder = 'release';
-      override wakes = true;
-      exec(t: Task): unknown {
-        if (s.writer !== t) throw new KernelBug(`${t.name} up_write on ${s.label} it does not hold`);
-        s.writer = null;
-        dropHeld(t, s);
-        return undefined;
-      }
-    })();
+    this.downReadOp = new RwOp(this, 'down_read');
+    this.upReadOp = new RwOp(this, 'up_read');
+    this.downWriteOp = new RwOp(this, 'down_write');
+    this.upWriteOp = new RwOp(this, 'up_write');
+    this.downWriteTrylockOp = new RwOp(this, 'down_write_trylock');
   }
 }
 
@@ -215,6 +223,35 @@ export function* downWriteTrylock(s: RwSemaphore): KGen<boolean> {
 
 const COMPLETE_ALL = Number.MAX_SAFE_INTEGER;
 
+class CompletionOp extends BaseOp {
+  readonly access: Access = 'write';
+  override readonly order: MemOrder;
+  override readonly wakes: boolean;
+  readonly kind: OpKind;
+  constructor(
+    readonly obj: Completion,
+    readonly what: 'complete' | 'wait' | 'try_wait',
+  ) {
+    super();
+    this.kind = what === 'complete' ? 'complete' : 'wait';
+    this.order = what === 'complete' ? 'release' : 'acquire';
+    this.wakes = what === 'complete';
+  }
+  override enabled(): boolean {
+    return this.what !== 'wait' || this.obj.done > 0;
+  }
+  exec(): unknown {
+    const c = this.obj;
+    if (this.what === 'complete') {
+      if (c.done !== COMPLETE_ALL) c.done++;
+      return undefined;
+    }
+    if (this.what === 'try_wait' && c.done === 0) return false;
+    if (c.done !== COMPLETE_ALL) c.done--;
+    return this.what === 'try_wait' ? true : undefined;
+  }
+}
+
 export class Completion extends KObject {
   done = 0;
   readonly completeOp: Op;
@@ -222,42 +259,9 @@ export class Completion extends KObject {
   readonly tryWaitOp: Op;
   constructor(label: string) {
     super(label);
-    const c = this;
-    this.completeOp = new (class extends BaseOp {
-      kind: OpKind = 'complete';
-      obj = c;
-      access: Access = 'write';
-      override order: MemOrder = 'release';
-      override wakes = true;
-      exec(): unknown {
-        if (c.done !== COMPLETE_ALL) c.done++;
-        return undefined;
-      }
-    })();
-    this.waitOp = new (class extends BaseOp {
-      kind: OpKind = 'wait';
-      obj = c;
-      access: Access = 'write';
-      override order: MemOrder = 'acquire';
-      override enabled(): boolean {
-        return c.done > 0;
-      }
-      exec(): unknown {
-        if (c.done !== COMPLETE_ALL) c.done--;
-        return undefined;
-      }
-    })();
-    this.tryWaitOp = new (class extends BaseOp {
-      kind: OpKind = 'wait';
-      obj = c;
-      access: Access = 'write';
-      override order: MemOrder = 'acquire';
-      exec(): unknown {
-        if (c.done === 0) return false;
-        if (c.done !== COMPLETE_ALL) c.done--;
-        return true;
-      }
-    })();
+    this.completeOp = new CompletionOp(this, 'complete');
+    this.waitOp = new CompletionOp(this, 'wait');
+    this.tryWaitOp = new CompletionOp(this, 'try_wait');
   }
 }
 
@@ -310,7 +314,7 @@ export function* waitForCompletionTimeout(c: Completion, ms: number): KGen<numbe
 
 export class Refcount extends KObject {
   value: number;
-  private readonly ops = new Map<string, Op>();
+  private ops: Partial<Record<RefWhat, Op>> = {};
   constructor(label: string, initial = 1) {
     super(label);
     this.value = initial;
@@ -322,65 +326,67 @@ export class Refcount extends KObject {
   read(): number {
     return this.value;
   }
-  op(kind: 'inc' | 'inc_not_zero' | 'dec_and_test' | 'dec' | 'dec_if_one' | 'dec_not_one' | 'read'): Op {
-    let o = this.ops.get(kind);
-    if (!o) {
-      o = makeRefOp(this, kind);
-      this.ops.set(kind, o);
-    }
-    return o;
+  op(kind: RefWhat): Op {
+    return (this.ops[kind] ??= new RefOp(this, kind));
   }
 }
 
-function makeRefOp(r: Refcount, what: string): Op {
-  return new (class extends BaseOp {
-    kind: OpKind = what === 'read' ? 'atomic_load' : what.startsWith('inc') ? 'ref_get' : 'ref_put';
-    obj = r;
-    access: Access = what === 'read' ? 'read' : 'write';
-    override order: MemOrder = what === 'read' ? 'relaxed' : what.startsWith('dec') ? 'release' : 'relaxed';
-    override wakes = what !== 'read' && what !== 'inc';
-    exec(t: Task): unknown {
-      switch (what) {
-        case 'read':
-          return r.value;
-        case 'inc':
-          if (r.value <= 0) {
-            t.kernel.warn(`refcount_t: addition on 0; use-after-free of ${r.label}`);
-            return undefined;
-          }
-          r.value++;
+type RefWhat = 'inc' | 'inc_not_zero' | 'dec_and_test' | 'dec' | 'dec_if_one' | 'dec_not_one' | 'read';
+
+class RefOp extends BaseOp {
+  readonly kind: OpKind;
+  readonly access: Access;
+  override readonly order: MemOrder;
+  override readonly wakes: boolean;
+  constructor(
+    readonly obj: Refcount,
+    readonly what: RefWhat,
+  ) {
+    super();
+    this.kind = what === 'read' ? 'atomic_load' : what.startsWith('inc') ? 'ref_get' : 'ref_put';
+    this.access = what === 'read' ? 'read' : 'write';
+    this.order = what === 'read' ? 'relaxed' : what.startsWith('dec') ? 'release' : 'relaxed';
+    this.wakes = what !== 'read' && what !== 'inc';
+  }
+  exec(t: Task): unknown {
+    const r = this.obj;
+    switch (this.what) {
+      case 'read':
+        return r.value;
+      case 'inc':
+        if (r.value <= 0) {
+          t.kernel.warn(`refcount_t: addition on 0; use-after-free of ${r.label}`);
           return undefined;
-        case 'inc_not_zero':
-          if (r.value <= 0) return false;
-          r.value++;
+        }
+        r.value++;
+        return undefined;
+      case 'inc_not_zero':
+        if (r.value <= 0) return false;
+        r.value++;
+        return true;
+      case 'dec_and_test':
+      case 'dec':
+        if (r.value <= 0) {
+          t.kernel.warn(`refcount_t: underflow; use-after-free of ${r.label}`);
+          return false;
+        }
+        r.value--;
+        if (this.what === 'dec' && r.value === 0) t.kernel.warn(`refcount_t: decrement hit 0; leaking memory of ${r.label}`);
+        return r.value === 0;
+      case 'dec_if_one':
+        if (r.value !== 1) return false;
+        r.value = 0;
+        return true;
+      case 'dec_not_one':
+        if (r.value === 1) return false;
+        if (r.value <= 0) {
+          t.kernel.warn(`refcount_t: underflow; use-after-free of ${r.label}`);
           return true;
-        case 'dec_and_test':
-        case 'dec':
-          if (r.value <= 0) {
-            t.kernel.warn(`refcount_t: underflow; use-after-free of ${r.label}`);
-            return false;
-          }
-          r.value--;
-          if (what === 'dec' && r.value === 0) {
-            t.kernel.warn(`refcount_t: decrement hit 0; leaking memory of ${r.label}`);
-          }
-          return r.value === 0;
-        case 'dec_if_one':
-          if (r.value !== 1) return false;
-          r.value = 0;
-          return true;
-        case 'dec_not_one':
-          if (r.value === 1) return false;
-          if (r.value <= 0) {
-            t.kernel.warn(`refcount_t: underflow; use-after-free of ${r.label}`);
-            return true;
-          }
-          r.value--;
-          return true;
-      }
-      throw new KernelBug(`bad refcount op ${what}`);
+        }
+        r.value--;
+        return true;
     }
-  })();
+  }
 }
 
 export function* refcountInc(r: Refcount): KGen<void> {

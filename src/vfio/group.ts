@@ -237,7 +237,7 @@ function* vfioDeviceOpenFile(device: VfioDevice): KGen<File | number> {
   file.privateData = df;
   df.file = file;
   if (device.group!.type === VfioGroupType.VFIO_NO_IOMMU)
-    k.warn(`vfio-noiommu device opened by user (${currentProcess()?.comm ?? '?'}:${currentProcess()?.pid ?? 0})`);
+    k.printk(`vfio-noiommu device opened by user (${currentProcess()?.comm ?? '?'}:${currentProcess()?.pid ?? 0})`);
   return file;
 }
 
@@ -456,7 +456,7 @@ function* vfioGroupFindOrAlloc(device: VfioDevice): KGen<VfioGroup | number> {
   if (!iommuGroup && vfioState(k).noiommu) {
     // no IOMMU hardware for this device: a fake group; taints the kernel
     const group = yield* vfioNoiommuGroupAlloc(device, VfioGroupType.VFIO_NO_IOMMU);
-    if (typeof group !== 'number') k.warn(`${device.dev.name}: Adding kernel taint for vfio-noiommu group on device`);
+    if (typeof group !== 'number') k.printk(`${device.dev.name}: Adding kernel taint for vfio-noiommu group on device`);
     return group;
   }
   if (!iommuGroup) return -EINVAL;

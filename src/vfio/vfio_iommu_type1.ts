@@ -219,7 +219,7 @@ export const vfioIommuType1Ops: VfioIommuDriverOps = {
       const iovaCopy = resvExclude(aperResize(iommu.iovaList, 0n, domain.domain.apertureEnd), resv);
       domain.groups.push(iommuGroup);
       if (!type1Params(k).allowUnsafeInterrupts && !iommuGroup.hw.isolatedMsi) {
-        k.warn('vfio_iommu_type1_attach_group: No interrupt remapping support');
+        k.printk('vfio_iommu_type1_attach_group: No interrupt remapping support');
         yield* detach();
         ret = -EPERM;
         break out;

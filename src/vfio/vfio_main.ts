@@ -332,8 +332,8 @@ export const vfioDfDeviceLastClose = kfn(
     const device = df.device;
     lockdepAssertHeld(device.devSet!.lock);
     if (device.ops.closeDevice) {
-      yield* device.ops.closeDevice(device);
       device.kernel.event('close_device', { device: device.dev.name, dev_set: device.devSet?.label });
+      yield* device.ops.closeDevice(device);
     }
     if (df.iommufd) yield* vfioDfIommufdUnbind(df);
     else yield* vfioDeviceGroupUnuseIommu(device);

@@ -409,9 +409,15 @@ export function pciProbeResetSlot(slot: PciSlot | null): number {
   return slot && slot.resetSupported ? 0 : -ENOTTY;
 }
 
+/** pci_bus_resettable: no device on or below the bus forbids a bus reset. */
+function pciBusResettable(bus: PciBus): boolean {
+  if (bus.self && bus.self.noBusReset) return false;
+  return bus.devices.every((d) => !d.noBusReset && (!d.subordinate || pciBusResettable(d.subordinate)));
+}
+
 /** pci_probe_reset_bus: secondary bus reset through the upstream bridge. */
 export function pciProbeResetBus(bus: PciBus): number {
-  if (bus.isRoot || !bus.self || bus.self.noBusReset) return -ENOTTY;
+  if (!bus.self || !pciBusResettable(bus)) return -ENOTTY;
   return 0;
 }
 
@@ -468,17 +474,43 @@ export function pciDevicesAffectedByReset(d: PciDev, slotScope: boolean): PciDev
   return out;
 }
 
-/** pci_reset_bus: slot or bus reset of everything below. */
-export function pciResetBus(k: Kernel, d: PciDev): number {
+/** __pci_bus_trylock: the bridge, then every device (or subordinate bus) top-down; all or nothing. */
+function* pciBusTrylock(bus: PciBus, slot: PciSlot | null, taken: PciDev[]): KGen<boolean> {
+  const bridge = bus.self;
+  if (bridge) {
+    if (!(yield* mutexTrylock(bridge.deviceLock))) return false;
+    taken.push(bridge);
+  }
+  for (const d of bus.devices) {
+    if (slot && d.slot !== slot) continue;
+    if (d.subordinate) {
+      if (!(yield* pciBusTrylock(d.subordinate, null, taken))) return false;
+    } else {
+      if (!(yield* mutexTrylock(d.deviceLock))) return false;
+      taken.push(d);
+    }
+  }
+  return true;
+}
+
+/**
+ * pci_reset_bus: a slot reset if the slot supports it, else a secondary bus reset; -EAGAIN if
+ * any affected device (or the bridge) is locked, e.g. by a driver unbind in progress.
+ */
+export function* pciResetBus(k: Kernel, d: PciDev): KGen<number> {
   const slot = pciProbeResetSlot(d.slot) === 0;
   if (!slot && pciProbeResetBus(d.bus) !== 0) return -ENOTTY;
-  const hit = pciDevicesAffectedByReset(d, slot);
-  for (const x of hit) x.resets.bus++;
-  k.event(slot ? 'pci_reset_slot' : 'pci_reset_bus', {
-    bus: d.bus.name,
-    devices: hit.map((x) => x.name),
-  });
-  return 0;
+  const taken: PciDev[] = [];
+  const ok = yield* pciBusTrylock(d.bus, slot ? d.slot : null, taken);
+  let rc = -EAGAIN;
+  if (ok) {
+    const hit = pciDevicesAffectedByReset(d, slot);
+    for (const x of hit) x.resets.bus++;
+    k.event(slot ? 'pci_reset_slot' : 'pci_reset_bus', { bus: d.bus.name, devices: hit.map((x) => x.name) });
+    rc = 0;
+  }
+  for (const t of taken.reverse()) yield* mutexUnlock(t.deviceLock);
+  return rc;
 }
 
 export { EINVAL };

@@ -1,0 +1,110 @@
+// npm run bench: in-process throughput of the cdev flow and the group flow, side by side with a
+// null syscall (the cheapest call through the same syscall layer) measured in the same run, so
+// the ratios are comparable across machines.
+
+import { Host, Process, uapi as U, vfio } from '../src/api/index.js';
+
+interface Result {
+  name: string;
+  ops: number;
+  seconds: number;
+  opsPerSec: number;
+  /** cost of one op in null syscalls */
+  vsNull?: number;
+}
+
+function measure(name: string, minMs: number, body: () => number): Result {
+  // warm up
+  let n = 0;
+  const w0 = performance.now();
+  while (performance.now() - w0 < minMs / 4) n += body();
+  n = 0;
+  const t0 = performance.now();
+  let t = t0;
+  while (t - t0 < minMs) {
+    n += body();
+    t = performance.now();
+  }
+  const seconds = (t - t0) / 1000;
+  return { name, ops: n, seconds, opsPerSec: n / seconds };
+}
+
+function nullSyscall(p: Process, fd: number): () => number {
+  return () => {
+    for (let i = 0; i < 100; i++) p.ioctl(fd, 0x5451); // FIOCLEX: handled by the VFS itself
+    return 100;
+  };
+}
+
+/** open cdev, open iommufd, bind, IOAS alloc, attach, N x GET_INFO, close */
+function cdevFlow(host: Host, p: Process, n: number): () => number {
+  const info = p.mem.struct(U.vfio_device_info, { argsz: U.vfio_device_info.size });
+  return () => {
+    const dev = p.open('/dev/vfio/devices/vfio0');
+    const ifd = p.open('/dev/iommu');
+    vfio.bindIommufd(p, dev, ifd);
+    const ioas = vfio.ioasAlloc(p, ifd);
+    vfio.attachIommufdPt(p, dev, ioas);
+    for (let i = 0; i < n; i++) if (p.ioctl(dev, U.VFIO_DEVICE_GET_INFO, info) !== 0) throw new Error('GET_INFO failed');
+    p.close(dev);
+    p.close(ifd);
+    return 1;
+  };
+}
+
+/** open container + group, SET_CONTAINER, SET_IOMMU, GET_DEVICE_FD, N x GET_INFO, close */
+function groupFlow(host: Host, p: Process, n: number): () => number {
+  const info = p.mem.struct(U.vfio_device_info, { argsz: U.vfio_device_info.size });
+  const name = p.mem.cstring('0000:01:00.0');
+  return () => {
+    const c = p.open('/dev/vfio/vfio');
+    const g = p.open('/dev/vfio/6');
+    vfio.groupSetContainer(p, g, c);
+    vfio.setIommu(p, c, U.VFIO_TYPE1v2_IOMMU);
+    const dev = p.ioctl(g, U.VFIO_GROUP_GET_DEVICE_FD, name);
+    if (dev < 0) throw new Error('GET_DEVICE_FD failed');
+    for (let i = 0; i < n; i++) if (p.ioctl(dev, U.VFIO_DEVICE_GET_INFO, info) !== 0) throw new Error('GET_INFO failed');
+    p.close(dev);
+    p.close(g);
+    p.close(c);
+    return 1;
+  };
+}
+
+function main(): void {
+  const json = process.argv.includes('--json');
+  const ms = Number(process.env.BENCH_MS ?? 1500);
+  const host = new Host();
+  const p = new Process(host, { name: 'bench' });
+  const nullFd = p.open('/dev/null');
+  const results: Result[] = [];
+  const nul = measure('null syscall (ioctl FIOCLEX)', ms, nullSyscall(p, nullFd));
+  results.push(nul);
+  for (const n of [0, 100]) {
+    results.push(measure(`cdev flow, ${n} x GET_INFO`, ms, cdevFlow(host, p, n)));
+    results.push(measure(`group flow, ${n} x GET_INFO`, ms, groupFlow(host, p, n)));
+  }
+  const getInfo = measure('GET_INFO on a bound cdev', ms, (() => {
+    const dev = p.open('/dev/vfio/devices/vfio1');
+    const ifd = p.open('/dev/iommu');
+    vfio.bindIommufd(p, dev, ifd);
+    const info = p.mem.struct(U.vfio_device_info, { argsz: U.vfio_device_info.size });
+    return () => {
+      for (let i = 0; i < 100; i++) p.ioctl(dev, U.VFIO_DEVICE_GET_INFO, info);
+      return 100;
+    };
+  })());
+  results.push(getInfo);
+  for (const r of results) r.vsNull = nul.opsPerSec / r.opsPerSec;
+  if (host.kernel.warnings.length) throw new Error(`kernel warnings during the benchmark: ${JSON.stringify(host.kernel.warnings)}`);
+  if (json) {
+    process.stdout.write(JSON.stringify({ node: process.version, results }, null, 1) + '\n');
+    return;
+  }
+  process.stdout.write(`vfiosim benchmark (node ${process.version}, ${ms} ms per row)\n\n`);
+  process.stdout.write('| measurement | ops/s | cost in null syscalls |\n|---|---:|---:|\n');
+  for (const r of results)
+    process.stdout.write(`| ${r.name} | ${Math.round(r.opsPerSec).toLocaleString('en-US')} | ${r.vsNull!.toFixed(1)} |\n`);
+}
+
+main();
