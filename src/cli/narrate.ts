@@ -53,7 +53,7 @@ export function describeEvent(e: TraceEvent): string {
     case 'group_set_container':
       return `group ${a.group} ${a.iommufd ? 'uses an iommufd as its container' : 'set container'}`;
     case 'container_attach_group':
-      return `container ${a.container} attached group ${a.group} (DMA ownership claimed)`;
+      return `container ${a.container} attached group ${a.group}`;
     case 'container_detach_group':
       return `container ${a.container} detached group ${a.group}`;
     case 'container_set_iommu':
