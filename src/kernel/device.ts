@@ -56,6 +56,8 @@ export function deviceAdd(k: Kernel, dev: KDevice): void {
   if (dev.cls) {
     v.mkdirp(classDir(dev.cls), k.sysFs);
     v.addRelLink(`${path}/subsystem`, classDir(dev.cls));
+    // device_add_class_symlinks (drivers/base/core.c): a class device with a parent links to it
+    if (dev.parent?.sysfsPath) v.addRelLink(`${path}/device`, dev.parent.sysfsPath);
     v.addRelLink(`${classDir(dev.cls)}/${dev.name}`, path);
   }
   let devname: string | null = null;

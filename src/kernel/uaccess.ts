@@ -217,18 +217,39 @@ export function getUserS32(mm: UserMemory, addr: number): { ok: true; v: number 
 }
 
 /**
+ * check_zeroed_user (lib/usercopy.c): scans [addr, addr+size) in order and stops at the first
+ * non-zero byte (0) or the first fault (-EFAULT); 1 if every byte is zero. A non-zero byte ahead
+ * of an unmapped page therefore wins over the fault, as the kernel's word-by-word loop does.
+ */
+export function checkZeroedUser(mm: UserMemory, addr: number, size: number): number {
+  if (size === 0) return 1;
+  // user_read_access_begin: access_ok of the whole range
+  if (addr < 0 || addr + size > TASK_SIZE) return -EFAULT;
+  let a = addr;
+  let left = size;
+  while (left > 0) {
+    // mappings are page-granular: a page-bounded chunk is either readable or a fault
+    const chunk = Math.min(left, PAGE_SIZE - (a % PAGE_SIZE));
+    const b = mm.read(a, chunk);
+    if (!b) return -EFAULT;
+    for (const x of b) if (x !== 0) return 0;
+    a += chunk;
+    left -= chunk;
+  }
+  return 1;
+}
+
+/**
  * copy_struct_from_user(dst of ksize, src, usize): a smaller user struct is zero-extended; a
- * larger one must have an all-zero tail (else -E2BIG; a fault while checking it is -EFAULT).
+ * larger one must have an all-zero tail (else -E2BIG; a fault before a non-zero byte is -EFAULT).
  * Returns a buffer of exactly ksize bytes, or a negative errno.
  */
 export function copyStructFromUser(mm: UserMemory, ksize: number, addr: number, usize: number): Uint8Array | number {
   const size = Math.min(ksize, usize);
   const rest = usize - size;
   if (rest > 0) {
-    // check_zeroed_user
-    const tail = copyFromUser(mm, addr + size, rest);
-    if (typeof tail === 'number') return tail;
-    for (const b of tail) if (b !== 0) return -E2BIG;
+    const ret = checkZeroedUser(mm, addr + size, rest);
+    if (ret <= 0) return ret < 0 ? ret : -E2BIG;
   }
   const head = copyFromUser(mm, addr, size);
   if (typeof head === 'number') return head;

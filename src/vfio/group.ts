@@ -519,13 +519,14 @@ export function* vfioDeviceGroupRegister(device: VfioDevice): KGen<void> {
   yield* mutexUnlock(group.deviceLock);
 }
 
-/** vfio_device_group_unregister */
+/** vfio_device_group_unregister: GET_DEVICE_FD cannot find the device from now on. */
 export function* vfioDeviceGroupUnregister(device: VfioDevice): KGen<void> {
   const group = device.group!;
   yield* mutexLock(group.deviceLock);
   const i = group.deviceList.indexOf(device);
   if (i >= 0) group.deviceList.splice(i, 1);
   yield* mutexUnlock(group.deviceLock);
+  device.kernel.event('group_device_unregister', { group: group.name, device: device.dev.name });
 }
 
 /** vfio_device_group_use_iommu (group lock held): the container path's first open. */

@@ -202,11 +202,12 @@ function vfioDeviceAdd(device: VfioDevice): void {
   cdevDeviceAdd(k, device.cdev, device.device);
 }
 
-/** vfio_device_del */
+/** vfio_device_del: the cdev node and the vfio-dev sysfs entry go. */
 function vfioDeviceDel(device: VfioDevice): void {
   const k = device.kernel;
   if (device.cdev) cdevDeviceDel(k, device.cdev, device.device);
   else deviceDel(k, device.device);
+  k.event('vfio_device_del', { device: device.dev.name, index: device.index, cdev: device.cdev !== null });
 }
 
 /** __vfio_register_dev */

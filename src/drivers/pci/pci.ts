@@ -387,11 +387,22 @@ export function* deviceReleaseDriver(k: Kernel, d: PciDev): KGen<void> {
   yield* mutexUnlock(d.deviceLock);
 }
 
-/** pci_stop_and_remove_bus_device: hot-unplug (driver unbound, then the function disappears). */
-export function* pciStopAndRemoveBusDevice(k: Kernel, d: PciDev): KGen<void> {
-  if (d.removed) return;
-  if (d.subordinate) for (const c of [...d.subordinate.devices]) yield* pciStopAndRemoveBusDevice(k, c);
+/** pci_stop_bus_device: release drivers, children first and in reverse order (VFs before PFs). */
+function* pciStopBusDevice(k: Kernel, d: PciDev): KGen<void> {
+  if (d.subordinate) for (const c of [...d.subordinate.devices].reverse()) yield* pciStopBusDevice(k, c);
+  // pci_stop_dev
   yield* deviceReleaseDriver(k, d);
+}
+
+/** pci_remove_bus_device: the functions disappear, children first, in list order. */
+function pciRemoveBusDevice(k: Kernel, d: PciDev): void {
+  if (d.subordinate) {
+    for (const c of [...d.subordinate.devices]) pciRemoveBusDevice(k, c);
+    pciState(k).buses.delete(d.subordinate.name);
+    d.subordinate = null;
+  }
+  // pci_destroy_dev
+  if (d.removed) return;
   d.removed = true;
   iommuGroupRemoveDevice(k, d, d.sysfsPath);
   k.vfs.remove(`/sys/bus/pci/devices/${d.name}`);
@@ -400,6 +411,13 @@ export function* pciStopAndRemoveBusDevice(k: Kernel, d: PciDev): KGen<void> {
   if (i >= 0) d.bus.devices.splice(i, 1);
   pciState(k).devices.delete(d.name);
   k.event('pci_device_removed', { device: d.name });
+}
+
+/** pci_stop_and_remove_bus_device: hot-unplug (drivers unbound, which may wait, then removal). */
+export function* pciStopAndRemoveBusDevice(k: Kernel, d: PciDev): KGen<void> {
+  if (d.removed) return;
+  yield* pciStopBusDevice(k, d);
+  pciRemoveBusDevice(k, d);
 }
 
 // ---- resets (drivers/pci/pci.c) ----------------------------------------------------------------

@@ -342,12 +342,16 @@ export function basename(path: string): string {
   return parts[parts.length - 1] ?? '/';
 }
 
-/** The relative path from directory `fromDir` to `to` (both absolute), as sysfs links use. */
+/**
+ * The relative path from directory `fromDir` to `to` (both absolute), as sysfs links use. As in
+ * fs/kernfs/symlink.c: kernfs_get_target_path, the walk goes up to a *proper* ancestor of the
+ * target and names the target from there (a link to an ancestor reads "../../../<name>", not "../..").
+ */
 export function relativePath(fromDir: string, to: string): string {
   const a = split(fromDir);
   const b = split(to);
   let i = 0;
-  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  while (i < a.length && i < b.length - 1 && a[i] === b[i]) i++;
   const up = a.slice(i).map(() => '..');
   const rel = [...up, ...b.slice(i)].join('/');
   return rel === '' ? '.' : rel;
