@@ -141,6 +141,15 @@ export class Process {
     return r;
   }
 
+  /** A value, or null with errno set when the kernel returned a negative errno. */
+  private val<T>(r: T | number): T | null {
+    if (typeof r === 'number' && r < 0) {
+      this.errno = -r;
+      return null;
+    }
+    return r as T;
+  }
+
   private check(): void {
     if (!this.alive) throw new Error(`process ${this.pid} has exited`);
   }
@@ -272,52 +281,27 @@ export class Process {
 
   fstat(fd: number): Stat | null {
     this.check();
-    const r = sysFstat(this.kproc, fd);
-    if (typeof r === 'number') {
-      this.errno = -r;
-      return null;
-    }
-    return r;
+    return this.val(sysFstat(this.kproc, fd));
   }
 
   stat(path: string): Stat | null {
     this.check();
-    const r = sysStat(this.kproc, path, true);
-    if (typeof r === 'number') {
-      this.errno = -r;
-      return null;
-    }
-    return r;
+    return this.val(sysStat(this.kproc, path, true));
   }
 
   lstat(path: string): Stat | null {
     this.check();
-    const r = sysStat(this.kproc, path, false);
-    if (typeof r === 'number') {
-      this.errno = -r;
-      return null;
-    }
-    return r;
+    return this.val(sysStat(this.kproc, path, false));
   }
 
   readlink(path: string): string | null {
     this.check();
-    const r = this.withCurrent(() => sysReadlink(this.kproc, path));
-    if (typeof r === 'number') {
-      this.errno = -r;
-      return null;
-    }
-    return r;
+    return this.val(this.withCurrent(() => sysReadlink(this.kproc, path)));
   }
 
   realpath(path: string): string | null {
     this.check();
-    const r = this.withCurrent(() => this.kernel.vfs.realpath(path, this.kproc.cwd));
-    if (typeof r === 'number') {
-      this.errno = -r;
-      return null;
-    }
-    return r;
+    return this.val(this.withCurrent(() => this.kernel.vfs.realpath(path, this.kproc.cwd)));
   }
 
   /** opendir + readdir: the entry names (with "." and ".."), or null. */
@@ -328,22 +312,12 @@ export class Process {
 
   readdirEntries(path: string): Dirent[] | null {
     this.check();
-    const r = this.withCurrent(() => readdirPath(this.kproc, path));
-    if (typeof r === 'number') {
-      this.errno = -r;
-      return null;
-    }
-    return r;
+    return this.val(this.withCurrent(() => readdirPath(this.kproc, path)));
   }
 
   getdents(fd: number): Dirent[] | null {
     this.check();
-    const r = sysGetdents(this.kproc, fd);
-    if (typeof r === 'number') {
-      this.errno = -r;
-      return null;
-    }
-    return r;
+    return this.val(sysGetdents(this.kproc, fd));
   }
 
   access(path: string, mode: number): number {

@@ -519,4 +519,3 @@ export function* sysMmapFile(
   return { addr: vma.start, vma, file: f };
 }
 
-export { O_RDONLY, O_RDWR, O_WRONLY };

@@ -5,7 +5,7 @@
 import { EBADF, EBADFD, EBUSY, EFAULT, EINVAL, ENODEV, ENOTTY, EPERM } from '../kernel/errno.js';
 import { capable, currentMm, currentProcess } from '../kernel/current.js';
 import { DeviceClass, cdevDeviceAdd, cdevDeviceDel } from '../kernel/device.js';
-import { File, FileOperations, FMODE_PREAD, FMODE_PWRITE, Inode, O_CLOEXEC, O_RDWR, fput, getFile } from '../kernel/fs/file.js';
+import { File, FileOperations, FMODE_PREAD, FMODE_PWRITE, Inode, O_RDWR, fput, getFile } from '../kernel/fs/file.js';
 import { Ida } from '../kernel/ida.js';
 import { Kernel } from '../kernel/kernel.js';
 import { kfn } from '../kernel/override.js';
@@ -581,4 +581,3 @@ export function vfioDeviceIsNoiommu(device: VfioDevice): boolean {
   return device.group?.type === VfioGroupType.VFIO_NO_IOMMU;
 }
 
-export { O_CLOEXEC };

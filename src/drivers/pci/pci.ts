@@ -531,4 +531,3 @@ export function* pciResetBus(k: Kernel, d: PciDev): KGen<number> {
   return rc;
 }
 
-export { EINVAL };
