@@ -2,7 +2,9 @@
 // ownership (owner_cnt/owner), domains attached to groups, device reserved regions and the
 // capabilities VFIO checks. The hardware is described by the host (an Intel VT-d-like IOMMU).
 
-import { ENODEV, EBUSY, EINVAL, EPERM } from '../kernel/errno.js';
+import { ENODEV, EBUSY, EEXIST, EINVAL, EPERM } from '../kernel/errno.js';
+import { Interval, IntervalTree } from '../kernel/interval_tree.js';
+import { PinnedPages } from '../kernel/uaccess.js';
 import { Kernel } from '../kernel/kernel.js';
 import { KGen, KObject } from '../kernel/sched.js';
 import { Mutex, mutexLock, mutexUnlock } from '../kernel/sync.js';
@@ -47,13 +49,29 @@ export const DEFAULT_IOMMU_HW: IommuHw = {
 
 export type DomainType = 'identity' | 'dma' | 'blocked' | 'paging';
 
+/** IOMMU_READ / IOMMU_WRITE / IOMMU_CACHE (include/linux/iommu.h) */
+export const IOMMU_READ = 1;
+export const IOMMU_WRITE = 2;
+export const IOMMU_CACHE = 4;
+
+/** One translation of a paging domain: [start, last] -> pinned pages from byte `off`. */
+export interface DomainMapping extends Interval {
+  pages: PinnedPages;
+  off: number;
+  prot: number;
+}
+
 let nextDomainId = 1;
 
-/** struct iommu_domain */
+/** struct iommu_domain, with the page table a paging domain holds */
 export class IommuDomain {
   readonly id = nextDomainId++;
   /** what created it: 'default', 'blocking', an iommufd HWPT, a type1 domain */
   owner: unknown = null;
+  /** IOVA -> pinned pages (paging domains) */
+  readonly pt = new IntervalTree<DomainMapping>();
+  /** bytes mapped */
+  mapped = 0n;
   constructor(
     readonly type: DomainType,
     readonly hw: IommuHw,
@@ -64,6 +82,44 @@ export class IommuDomain {
   get apertureEnd(): bigint {
     return this.hw.apertureEnd;
   }
+}
+
+/**
+ * iommu_map: map [iova, iova+len) to `pages` from byte `off`. -EINVAL outside the aperture or for
+ * a paging-less domain, -EEXIST over an existing translation.
+ */
+export function iommuMap(d: IommuDomain, iova: bigint, pages: PinnedPages, off: number, len: bigint, prot: number): number {
+  if (d.type !== 'paging' || len <= 0n) return -EINVAL;
+  const last = iova + len - 1n;
+  if (last > d.apertureEnd) return -EINVAL;
+  if (d.pt.first(iova, last)) return -EEXIST;
+  d.pt.insert({ start: iova, last, pages, off, prot });
+  d.mapped += len;
+  return 0;
+}
+
+/** iommu_unmap: remove every translation in [iova, iova+len), splitting partial ones; bytes unmapped. */
+export function iommuUnmap(d: IommuDomain, iova: bigint, len: bigint): bigint {
+  if (len <= 0n) return 0n;
+  const last = iova + len - 1n;
+  let done = 0n;
+  for (const m of d.pt.range(iova, last)) {
+    d.pt.delete(m);
+    if (m.start < iova) d.pt.insert({ ...m, last: iova - 1n });
+    if (m.last > last) d.pt.insert({ ...m, start: last + 1n, off: m.off + Number(last + 1n - m.start) });
+    const s = m.start > iova ? m.start : iova;
+    const e = m.last < last ? m.last : last;
+    done += e - s + 1n;
+  }
+  d.mapped -= done;
+  return done;
+}
+
+/** iommu_iova_to_phys: the translation of one IOVA. */
+export function iommuTranslate(d: IommuDomain, iova: bigint): { pages: PinnedPages; off: number; prot: number; last: bigint } | null {
+  const m = d.pt.find(iova);
+  if (!m) return null;
+  return { pages: m.pages, off: m.off + Number(iova - m.start), prot: m.prot, last: m.last };
 }
 
 /** The device side the IOMMU core needs (a PCI function). */

@@ -70,6 +70,8 @@ export class FdTable {
 }
 
 export interface ProcessOptions {
+  /** RLIMIT_MEMLOCK in bytes (default 8 MiB, Debian's default) */
+  rlimitMemlock?: number;
   name?: string;
   uid?: number;
   gid?: number;
@@ -89,6 +91,11 @@ export class Process {
   fdt: FdTable;
   cwd = '/';
   state: 'alive' | 'exited' = 'alive';
+  /** RLIMIT_MEMLOCK (bytes) */
+  rlimitMemlock: number;
+  /** mm->locked_vm and mm->pinned_vm, in pages */
+  lockedVm = 0;
+  pinnedVm = 0;
   exitCode: number | null = null;
   parent: Process | null = null;
   private nextTid: number;
@@ -108,6 +115,7 @@ export class Process {
       caps: new Set(opts.caps ?? (uid === 0 ? ROOT_CAPS : [])),
     };
     this.mm = opts.mm ?? new AddressSpace();
+    this.rlimitMemlock = opts.rlimitMemlock ?? 8 * 1024 * 1024;
     this.fdt = new FdTable(opts.rlimitNofile ?? 1024);
     table.procs.set(this.pid, this);
   }
@@ -125,10 +133,12 @@ export class Process {
 interface ProcTable {
   nextPid: number;
   procs: Map<number, Process>;
+  /** user_struct->locked_vm per uid, in pages (iommufd's per-user accounting) */
+  userLockedVm: Map<number, number>;
 }
 
 export function procTable(k: Kernel): ProcTable {
-  return k.state<ProcTable>('proc', () => ({ nextPid: 100, procs: new Map() }));
+  return k.state<ProcTable>('proc', () => ({ nextPid: 100, procs: new Map(), userLockedVm: new Map() }));
 }
 
 /** fd-table side of close(): remove the fd and drop its reference. */

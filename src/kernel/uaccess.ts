@@ -12,6 +12,57 @@ export const TASK_SIZE = 0x7ffffffff000;
 export interface UserMemory {
   read(addr: number, len: number): Uint8Array | null;
   write(addr: number, data: Uint8Array): boolean;
+  /**
+   * pin_user_pages: the pages backing [addr, addr+len), which stay valid (and keep their content)
+   * whatever the process later does to its mappings; null if a page is unmapped or lacks the
+   * access (write access when `write`).
+   */
+  pin?(addr: number, len: number, write: boolean): PinnedPages | null;
+}
+
+/** Pinned memory (struct page references): what an IOMMU maps and a device reads and writes. */
+export interface PinnedPages {
+  readonly length: number;
+  read(off: number, len: number): Uint8Array;
+  write(off: number, data: Uint8Array): void;
+}
+
+/** Pinned pages over a list of (buffer, offset, length) segments. */
+export class SegmentPages implements PinnedPages {
+  readonly length: number;
+  constructor(private readonly segs: Array<{ data: Uint8Array; off: number; len: number }>) {
+    this.length = segs.reduce((a, s) => a + s.len, 0);
+  }
+  private walk(off: number, len: number, f: (data: Uint8Array, o: number, n: number, at: number) => void): void {
+    if (off < 0 || off + len > this.length) throw new RangeError(`pinned pages: [${off}, +${len}) out of ${this.length}`);
+    let pos = 0;
+    let at = 0;
+    for (const s of this.segs) {
+      const end = pos + s.len;
+      if (off < end && off + len > pos) {
+        const from = Math.max(off, pos);
+        const to = Math.min(off + len, end);
+        f(s.data, s.off + (from - pos), to - from, at);
+        at += to - from;
+      }
+      pos = end;
+      if (pos >= off + len) break;
+    }
+  }
+  read(off: number, len: number): Uint8Array {
+    const out = new Uint8Array(len);
+    this.walk(off, len, (d, o, n, at) => out.set(d.subarray(o, o + n), at));
+    return out;
+  }
+  write(off: number, data: Uint8Array): void {
+    this.walk(off, data.length, (d, o, n, at) => d.set(data.subarray(at, at + n), o));
+  }
+  /** A sub-range [off, off+len) of these pages. */
+  slice(off: number, len: number): SegmentPages {
+    const segs: Array<{ data: Uint8Array; off: number; len: number }> = [];
+    this.walk(off, len, (data, o, n) => segs.push({ data, off: o, len: n }));
+    return new SegmentPages(segs);
+  }
 }
 
 export const PROT_READ = 1;
@@ -98,6 +149,25 @@ export class AddressSpace implements UserMemory {
 
   write(addr: number, data: Uint8Array): boolean {
     return this.access(addr, data.length, PROT_WRITE, data) !== null;
+  }
+
+  /** pin_user_pages (FOLL_LONGTERM): the backing buffers of the range, or null on a fault. */
+  pin(addr: number, len: number, write: boolean): PinnedPages | null {
+    if (!Number.isSafeInteger(addr) || addr < 0 || len < 0 || addr + len > TASK_SIZE) return null;
+    const segs: Array<{ data: Uint8Array; off: number; len: number }> = [];
+    let a = addr;
+    const end = addr + len;
+    let i = this.find(a);
+    const need = write ? PROT_WRITE : PROT_READ;
+    while (a < end) {
+      const v = this.vmas[i];
+      if (!v || v.start > a || !(v.prot & need)) return null;
+      const e = Math.min(end, v.end);
+      segs.push({ data: v.data, off: v.off + (a - v.start), len: e - a });
+      a = e;
+      i++;
+    }
+    return new SegmentPages(segs);
   }
 
   /** A copy for fork(): same layout, private copies of the bytes. */
