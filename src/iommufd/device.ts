@@ -1,7 +1,11 @@
 // drivers/iommu/iommufd/device.c: binding a physical device to a context (DMA ownership, the
 // DEVICE object), attaching it to an IOAS (auto domains) or a HWPT, replace and detach.
 
-import { EBUSY, EINVAL, ENODEV, EPERM } from '../kernel/errno.js';
+import { EBUSY, EFAULT, EINVAL, ENODEV, EOPNOTSUPP, EPERM } from '../kernel/errno.js';
+import { currentMm } from '../kernel/current.js';
+import { TASK_SIZE, copyToUser } from '../kernel/uaccess.js';
+import { StructBuf } from '../uapi/layout.js';
+import * as I from '../uapi/iommufd.js';
 import { KGen, KObject } from '../kernel/sched.js';
 import { Kref, Mutex, krefGet, krefPut, mutexLock, mutexUnlock, refcountDec, refcountInc } from '../kernel/sync.js';
 import {
@@ -15,6 +19,7 @@ import {
   IommufdCtx, IommufdObject, iommufdCtxGet, iommufdCtxPut, iommufdGetObject, iommufdLockObj, iommufdObjectAbortAndDestroy,
   iommufdObjectAlloc, iommufdObjectDestroyUser, iommufdObjectFinalize, iommufdPutObject,
 } from './object.js';
+import type { Ucmd } from './main.js';
 
 export const IOMMU_NO_PASID = 0;
 
@@ -366,3 +371,87 @@ export function* iommufdDeviceDetach(idev: IommufdDevice, pasid: number): KGen<v
   yield* refcountDec(idev.users);
 }
 
+
+// ---- IOMMU_GET_HW_INFO ------------------------------------------------------------------------------
+
+/**
+ * The VT-d capability and extended capability registers of the oracle's emulated IOMMU (QEMU
+ * intel-iommu with intremap=on, caching-mode=on, aw-bits 39), read with IOMMU_GET_HW_INFO on the
+ * real kernel.
+ */
+export const VTD_CAP_REG = 0x00d2008c22260286n;
+export const VTD_ECAP_REG = 0x0000000000f00f4an;
+
+/** cap_reg for another address width: MGAW (bits 21:16) = width - 1, SAGAW (bits 12:8) as QEMU sets it */
+function vtdCapReg(apertureEnd: bigint): bigint {
+  let aw = 0n;
+  while (aw < 64n && apertureEnd >> aw) aw++;
+  if (aw === 39n) return VTD_CAP_REG;
+  const sagaw = aw >= 48n ? 0x6n : 0x2n;
+  return (VTD_CAP_REG & ~(0x3fn << 16n) & ~(0x1fn << 8n)) | ((aw - 1n) << 16n) | (sagaw << 8n);
+}
+
+/** intel_iommu_hw_info: struct iommu_hw_info_vtd, or -EOPNOTSUPP for another requested type. */
+function intelIommuHwInfo(dev: IommuDevice, type: { v: number }): Uint8Array | number {
+  if (type.v !== I.IOMMU_HW_INFO_TYPE_DEFAULT && type.v !== I.IOMMU_HW_INFO_TYPE_INTEL_VTD) return -EOPNOTSUPP;
+  const vtd = new StructBuf(I.iommu_hw_info_vtd);
+  vtd.set('flags', I.IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17);
+  vtd.set('cap_reg', vtdCapReg(dev.iommuGroup!.hw.apertureEnd));
+  vtd.set('ecap_reg', VTD_ECAP_REG);
+  type.v = I.IOMMU_HW_INFO_TYPE_INTEL_VTD;
+  return vtd.buf;
+}
+
+/** IOMMU_GET_HW_INFO (iommufd_get_hw_info) */
+export function* iommufdGetHwInfo(ucmd: Ucmd): KGen<number> {
+  type F = 'size' | 'flags' | 'dev_id' | 'data_len' | 'data_uptr' | 'in_data_type' | 'out_data_type' | 'out_max_pasid_log2' | '__reserved' | 'out_capabilities';
+  const cmd = ucmd.cmd as StructBuf<F>;
+  const ictx = ucmd.ictx;
+  if (cmd.get('flags') & ~I.IOMMU_HW_INFO_FLAG_INPUT_TYPE) return -EOPNOTSUPP;
+  if (cmd.bytes('__reserved').some((b) => b !== 0)) return -EOPNOTSUPP;
+  // drivers don't support a random input type
+  if (!(cmd.get('flags') & I.IOMMU_HW_INFO_FLAG_INPUT_TYPE)) cmd.set('in_data_type', I.IOMMU_HW_INFO_TYPE_DEFAULT);
+  const idev = (yield* iommufdGetObject(ictx, cmd.get('dev_id'), 'DEVICE')) as IommufdDevice | number;
+  if (typeof idev === 'number') return idev;
+  let rc = 0;
+  out: {
+    const type = { v: cmd.get('in_data_type') };
+    const data = intelIommuHwInfo(idev.dev, type);
+    if (typeof data === 'number') {
+      rc = data;
+      break out;
+    }
+    cmd.set('out_data_type', type.v);
+    const mm = currentMm();
+    const ulen = cmd.get('data_len');
+    const uptr = uptr64(cmd.big('data_uptr'));
+    const copyLen = Math.min(ulen, data.length);
+    if (copyLen && copyToUser(mm, uptr, data.subarray(0, copyLen)) < 0) {
+      rc = -EFAULT;
+      break out;
+    }
+    // zero the rest of a bigger user buffer (clear_user)
+    if (copyLen < ulen && copyToUser(mm, uptr + copyLen, new Uint8Array(ulen - copyLen)) < 0) {
+      rc = -EFAULT;
+      break out;
+    }
+    // the length the kernel has, which may exceed the user's buffer
+    cmd.set('data_len', data.length);
+    const hw = idev.dev.iommuGroup!.hw;
+    let caps = 0;
+    if (hw.dirtyTracking) caps |= I.IOMMU_HW_CAP_DIRTY_TRACKING;
+    // no function of the modelled hosts supports ATS (IOMMU_CAP_PCI_ATS_SUPPORTED)
+    caps |= I.IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED;
+    cmd.set('out_capabilities', caps);
+    // no PASID support is modelled (dev->iommu->max_pasids == 0)
+    cmd.set('out_max_pasid_log2', 0);
+    rc = ucmd.respond(I.iommu_hw_info.size);
+  }
+  yield* iommufdPutObject(ictx, idev);
+  return rc;
+}
+
+/** u64_to_user_ptr for the simulated address space (-1: faults) */
+function uptr64(v: bigint): number {
+  return v >= 0n && v < BigInt(TASK_SIZE) ? Number(v) : -1;
+}

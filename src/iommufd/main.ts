@@ -11,7 +11,12 @@ import { copyStructFromUser, copyToUser, getUserU32, uptr, PAGE_SIZE } from '../
 import { StructBuf, StructDef, offsetofend } from '../uapi/layout.js';
 import * as I from '../uapi/iommufd.js';
 import { iommufdHwptAlloc } from './hw_pagetable.js';
-import { iommufdIoasAllocIoctl, iommufdIoasAllowIovas, iommufdIoasIovaRanges } from './ioas.js';
+import {
+  iommufdIoasAllocIoctl, iommufdIoasAllowIovas, iommufdIoasCopy, iommufdIoasIovaRanges, iommufdIoasMap, iommufdIoasMapFile,
+  iommufdIoasOption, iommufdIoasUnmap,
+} from './ioas.js';
+import { iommufdGetHwInfo } from './device.js';
+import { IOPT_PAGES_ACCOUNT_MM, IOPT_PAGES_ACCOUNT_USER } from './pages.js';
 import { IommufdCtx, iommufdDestroyAll, iommufdObjectRemove } from './object.js';
 import { iommufdVfioIoas, iommufdVfioIoctl } from './vfio_compat.js';
 
@@ -37,12 +42,6 @@ interface IoctlOp {
   execute: (u: Ucmd) => KGen<number>;
 }
 
-/** Handlers the other iommufd models (IOAS mapping, HW info, ...) plug in. */
-const extraHandlers = new Map<number, (u: Ucmd) => KGen<number>>();
-export function setIommufdIoctlHandler(num: number, h: (u: Ucmd) => KGen<number>): void {
-  extraHandlers.set(num, h);
-}
-
 /** Ioctls this model does not implement (vIOMMU, fault queues, dirty tracking, ...): EOPNOTSUPP. */
 function* notModelled(u: Ucmd): KGen<number> {
   u.ictx.kernel.warn(`iommufd ioctl nr ${u.cmd.def.name} is not modelled; answering EOPNOTSUPP`);
@@ -54,7 +53,7 @@ function op(num: number, struct: StructDef<string>, last: string, execute?: (u: 
     struct,
     minSize: offsetofend(struct, last),
     num,
-    execute: execute ?? ((u) => (extraHandlers.get(num) ?? notModelled)(u)),
+    execute: execute ?? notModelled,
   };
 }
 
@@ -66,7 +65,7 @@ function ioctlTable(): Map<number, IoctlOp> {
   const add = (o: IoctlOp) => t.set(o.num & 0xff, o);
   add(op(I.IOMMU_DESTROY, I.iommu_destroy, 'id', iommufdDestroy));
   add(op(I.IOMMU_FAULT_QUEUE_ALLOC, I.iommu_fault_alloc, 'out_fault_fd'));
-  add(op(I.IOMMU_GET_HW_INFO, I.iommu_hw_info, '__reserved'));
+  add(op(I.IOMMU_GET_HW_INFO, I.iommu_hw_info, '__reserved', iommufdGetHwInfo));
   add(op(I.IOMMU_HW_QUEUE_ALLOC, I.iommu_hw_queue_alloc, 'length'));
   add(op(I.IOMMU_HWPT_ALLOC, I.iommu_hwpt_alloc, '__reserved', iommufdHwptAlloc));
   add(op(I.IOMMU_HWPT_GET_DIRTY_BITMAP, I.iommu_hwpt_get_dirty_bitmap, 'data'));
@@ -75,11 +74,11 @@ function ioctlTable(): Map<number, IoctlOp> {
   add(op(I.IOMMU_IOAS_ALLOC, I.iommu_ioas_alloc, 'out_ioas_id', iommufdIoasAllocIoctl));
   add(op(I.IOMMU_IOAS_ALLOW_IOVAS, I.iommu_ioas_allow_iovas, 'allowed_iovas', iommufdIoasAllowIovas));
   add(op(I.IOMMU_IOAS_CHANGE_PROCESS, I.iommu_ioas_change_process, '__reserved'));
-  add(op(I.IOMMU_IOAS_COPY, I.iommu_ioas_copy, 'src_iova'));
+  add(op(I.IOMMU_IOAS_COPY, I.iommu_ioas_copy, 'src_iova', iommufdIoasCopy));
   add(op(I.IOMMU_IOAS_IOVA_RANGES, I.iommu_ioas_iova_ranges, 'out_iova_alignment', iommufdIoasIovaRanges));
-  add(op(I.IOMMU_IOAS_MAP, I.iommu_ioas_map, 'iova'));
-  add(op(I.IOMMU_IOAS_MAP_FILE, I.iommu_ioas_map_file, 'iova'));
-  add(op(I.IOMMU_IOAS_UNMAP, I.iommu_ioas_unmap, 'length'));
+  add(op(I.IOMMU_IOAS_MAP, I.iommu_ioas_map, 'iova', iommufdIoasMap));
+  add(op(I.IOMMU_IOAS_MAP_FILE, I.iommu_ioas_map_file, 'iova', iommufdIoasMapFile));
+  add(op(I.IOMMU_IOAS_UNMAP, I.iommu_ioas_unmap, 'length', iommufdIoasUnmap));
   add(op(I.IOMMU_OPTION, I.iommu_option, 'val64', iommufdOption));
   add(op(I.IOMMU_VDEVICE_ALLOC, I.iommu_vdevice_alloc, 'virt_id'));
   add(op(I.IOMMU_VEVENTQ_ALLOC, I.iommu_veventq_alloc, 'out_veventq_fd'));
@@ -89,7 +88,7 @@ function ioctlTable(): Map<number, IoctlOp> {
     struct: iommuTestCmd,
     minSize: 68,
     num: I.IOMMU_TEST_CMD,
-    execute: (u) => (extraHandlers.get(I.IOMMU_TEST_CMD) ?? notModelled)(u),
+    execute: notModelled,
   });
   return t;
 }
@@ -132,11 +131,9 @@ function* iommufdOption(u: Ucmd): KGen<number> {
     case I.IOMMU_OPTION_RLIMIT_MODE:
       rc = iommufdOptionRlimitMode(cmd, u.ictx);
       break;
-    case I.IOMMU_OPTION_HUGE_PAGES: {
-      const h = extraHandlers.get(-I.IOMMU_OPTION_HUGE_PAGES - 1);
-      rc = h ? yield* h(u) : yield* notModelled(u);
+    case I.IOMMU_OPTION_HUGE_PAGES:
+      rc = yield* iommufdIoasOption(u);
       break;
-    }
     default:
       return -EOPNOTSUPP;
   }
@@ -146,24 +143,22 @@ function* iommufdOption(u: Ucmd): KGen<number> {
   return 0;
 }
 
-/** Register the IOMMU_OPTION_HUGE_PAGES handler (the IOAS model). */
-export function setHugePagesOptionHandler(h: (u: Ucmd) => KGen<number>): void {
-  extraHandlers.set(-I.IOMMU_OPTION_HUGE_PAGES - 1, h);
-}
-
-/** iommufd_option_rlimit_mode */
+/**
+ * iommufd_option_rlimit_mode: the context's account_mode is 0 until set (each mapping then keeps
+ * its pages' own mode: USER, or NONE with CAP_IPC_LOCK); SET 0 makes it USER, SET 1 MM.
+ */
 function iommufdOptionRlimitMode(cmd: StructBuf<'size' | 'option_id' | 'op' | '__reserved' | 'object_id' | 'val64'>, ictx: IommufdCtx): number {
   if (cmd.get('object_id')) return -EOPNOTSUPP;
   if (cmd.get('op') === I.IOMMU_OPTION_OP_GET) {
-    cmd.set('val64', ictx.accountMode === 1 ? 1 : 0);
+    cmd.set('val64', ictx.accountMode === IOPT_PAGES_ACCOUNT_MM ? 1 : 0);
     return 0;
   }
   if (cmd.get('op') === I.IOMMU_OPTION_OP_SET) {
     if (!capable('CAP_SYS_RESOURCE')) return -EPERM;
     if (!ictx.isEmpty()) return -EBUSY;
     const v = cmd.big('val64');
-    if (v === 0n) ictx.accountMode = 0;
-    else if (v === 1n) ictx.accountMode = 1;
+    if (v === 0n) ictx.accountMode = IOPT_PAGES_ACCOUNT_USER;
+    else if (v === 1n) ictx.accountMode = IOPT_PAGES_ACCOUNT_MM;
     else return -EINVAL;
     return 0;
   }

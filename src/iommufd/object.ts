@@ -63,7 +63,10 @@ export class IommufdCtx extends KObject {
   readonly groups = new Map<number, IommufdGroup>();
   vfioIoas: IommufdIoas | null = null;
   noIommuMode = false;
-  /** IOPT_PAGES_ACCOUNT_USER (0) or _MM (1) */
+  /**
+   * account_mode: 0 (IOPT_PAGES_ACCOUNT_NONE, as allocated: mappings keep their pages' mode),
+   * 1 (USER) or 2 (MM) once IOMMU_OPTION_RLIMIT_MODE set it
+   */
   accountMode = 0;
   private static next = 1;
   readonly num: number;

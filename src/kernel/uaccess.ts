@@ -3,6 +3,7 @@
 // simulated address space (AddressSpace); the bridge supplies the client's real memory.
 
 import { E2BIG, EFAULT, EINVAL } from './errno.js';
+import type { MmioOps } from './fs/file.js';
 
 export const PAGE_SIZE = 4096;
 /** Highest user address + 1 on x86-64 with 4-level paging. */
@@ -18,6 +19,11 @@ export interface UserMemory {
    * access (write access when `write`).
    */
   pin?(addr: number, len: number, write: boolean): PinnedPages | null;
+  /**
+   * Whether [addr, addr+len) touches a VM_IO | VM_PFNMAP mapping (a driver's mmap of device
+   * memory), which get_user_pages refuses (check_vma_flags: -EFAULT).
+   */
+  ioMapped?(addr: number, len: number): boolean;
 }
 
 /** Pinned memory (struct page references): what an IOMMU maps and a device reads and writes. */
@@ -75,6 +81,10 @@ interface Vma {
   data: Uint8Array;
   /** offset of `start` inside `data` (a split VMA keeps sharing its buffer) */
   off: number;
+  /** a driver's mmap (VM_IO | VM_PFNMAP) */
+  io?: boolean;
+  /** the driver's vm_operations: every access goes through them (trapped MMIO) */
+  mmio?: MmioOps;
 }
 
 /**
@@ -102,12 +112,24 @@ export class AddressSpace implements UserMemory {
     return addr;
   }
 
-  /** Map an existing buffer (device memory shared with the model) at a free address. */
-  mapBacked(data: Uint8Array, prot: number): number {
+  /**
+   * Map an existing buffer (device memory shared with the model) at a free address; with `mmio`,
+   * every access goes through the driver's handler instead of the buffer.
+   */
+  mapBacked(data: Uint8Array, prot: number, mmio?: MmioOps): number {
     if (data.length % PAGE_SIZE !== 0) throw new Error('mapBacked: length must be page aligned');
     const addr = this.findFree(data.length);
-    this.insert({ start: addr, end: addr + data.length, prot, data, off: 0 });
+    this.insert({ start: addr, end: addr + data.length, prot, data, off: 0, io: true, ...(mmio ? { mmio } : {}) });
     return addr;
+  }
+
+  /** the signal the last failed access would raise ('SIGBUS': a driver's mapping refused it) */
+  lastFault: 'SIGSEGV' | 'SIGBUS' | null = null;
+
+  /** Whether [addr, addr+len) touches a mapping made by mapBacked (VM_IO | VM_PFNMAP). */
+  ioMapped(addr: number, len: number): boolean {
+    for (let i = this.find(addr); i < this.vmas.length && this.vmas[i]!.start < addr + len; i++) if (this.vmas[i]!.io) return true;
+    return false;
   }
 
   /** munmap: removes whole or partial mappings in [addr, addr+len). */
@@ -201,7 +223,10 @@ export class AddressSpace implements UserMemory {
     const segs: Array<[Vma, number, number]> = [];
     while (a < end) {
       const v = this.vmas[i];
-      if (!v || v.start > a || !(v.prot & need)) return null;
+      if (!v || v.start > a || !(v.prot & need)) {
+        this.lastFault = 'SIGSEGV';
+        return null;
+      }
       const e = Math.min(end, v.end);
       segs.push([v, a, e]);
       a = e;
@@ -209,7 +234,13 @@ export class AddressSpace implements UserMemory {
     }
     for (const [v, s, e] of segs) {
       const o = v.off + (s - v.start);
-      if (src) v.data.set(src.subarray(s - addr, e - addr), o);
+      if (v.mmio) {
+        const part = src ? src.subarray(s - addr, e - addr) : out.subarray(s - addr, e - addr);
+        if (!v.mmio.access(o, part, !!src)) {
+          this.lastFault = 'SIGBUS';
+          return null;
+        }
+      } else if (src) v.data.set(src.subarray(s - addr, e - addr), o);
       else out.set(v.data.subarray(o, o + (e - s)), s - addr);
     }
     return out;
