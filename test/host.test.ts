@@ -29,7 +29,7 @@ test('host: validation names the field and the problem (bad BDF, unknown field, 
   ]);
   assert.deepEqual(problems(fn('', '0000:00:20.0')), ['functions[0].bdf: device number 20 is above 1f']);
   assert.deepEqual(problems(fn(', colour: red')), [
-    'functions[0].colour: unknown field (known: bdf, name, id, vendor, device, subsystem, revision, class, bridge, pcie, iommu_group, driver, reset, no_bus_reset, bars, rom, msix_bar, model)',
+    'functions[0].colour: unknown field (known: bdf, name, id, vendor, device, subsystem, revision, class, bridge, pcie, iommu_group, driver, reset, no_bus_reset, bars, rom, rom_addr, msix_bar, caps, ext_caps, interrupt_pin, interrupt_line, model)',
   ]);
   assert.deepEqual(problems(`foo: 1\n${fn('')}`), [
     '(top level).foo: unknown field (known: name, description, kernel, iommu, functions, slots)',
@@ -43,11 +43,12 @@ test('host: validation names the field and the problem (bus without bridge, rese
   assert.deepEqual(problems(fn('', '0000:03:00.0')), [
     'functions[0].bdf: bus 03 has no bridge leading to it (add a function with bridge.secondary: 3)',
   ]);
-  assert.deepEqual(problems(fn(', reset: [flr, warm]')), [
+  assert.deepEqual(problems(fn(', pcie: true, reset: [flr, warm]')), [
     'functions[0].reset[1]: unknown reset method string "warm" (known: device_specific, acpi, flr, af_flr, pm, bus, cxl_bus)',
   ]);
   assert.deepEqual(problems(fn(', bars: [ { size: 0x3000 } ]')), ['functions[0].bars[0].size: 0x3000 is not a power of two']);
   assert.deepEqual(problems(fn(', msix_bar: 2, bars: [ { size: 0x1000 } ]')), ['functions[0].msix_bar: BAR2 is not defined']);
+  assert.deepEqual(problems(fn(', reset: [flr]')), ['functions[0].reset: an flr reset needs a pcie capability with flr: true']);
   assert.deepEqual(problems(fn(', bars: [ { size: 0x1000, mem64: true }, { size: 0x1000 } ]')), [
     'functions[0].bars[1]: must be null: BAR0 is 64-bit and uses it',
   ]);
@@ -67,6 +68,39 @@ test('host: validation names the field and the problem (bus without bridge, rese
   assert.equal(problems(`foo: 1\n${fn(', reset: [warm], bars: [ { size: 3 } ]', '0000:03:00.0')}`).length, 4);
   // and the Host constructor refuses the topology
   assert.throws(() => new Host(fn('', '0000:01:00')), HostConfigError);
+});
+
+test('host: capabilities are checked (ids, vector counts, MSI-X placement, offsets, overlaps, reset needs)', () => {
+  const caps = (c: string, more = '') => problems(fn(`, pcie: true, bars: [ { size: 0x4000 } ], caps: ${c}${more}`));
+  assert.deepEqual(caps('[ { id: pcie }, { id: agp } ]'), ['functions[0].caps[1].id: unknown capability string "agp" (known: pm, msi, msix, pcie, vendor, raw)']);
+  assert.deepEqual(caps('[ { id: pcie }, { id: msi, vectors: 3 } ]'), ['functions[0].caps[1].vectors: 3 is not a power of two (1, 2, 4, 8, 16 or 32)']);
+  assert.deepEqual(caps('[ { id: pcie }, { id: msix, vectors: 1025, table: { bar: 0 } } ]'), [
+    'functions[0].caps[1].table: 0x4010 bytes at 0x0 do not fit in BAR0 (0x4000 bytes)',
+    'functions[0].caps[1].pba: 0x88 bytes at 0x5000 do not fit in BAR0 (0x4000 bytes)',
+  ]);
+  assert.deepEqual(caps('[ { id: pcie }, { id: msix, vectors: 4, table: { bar: 1 }, pba: { bar: 0, offset: 0x4 } } ]'), [
+    'functions[0].caps[1].pba.offset: 0x4 is not 8-byte aligned',
+    'functions[0].caps[1].table.bar: BAR1 is not defined',
+  ]);
+  assert.deepEqual(caps('[ { id: pcie }, { id: msix, vectors: 4, table: { bar: 0 }, pba: { bar: 0, offset: 0x20 } } ]'), ['functions[0].caps[1].pba: overlaps the MSI-X table']);
+  assert.deepEqual(caps('[ { id: pcie, at: 0x40 }, { id: pm, at: 0x50 } ]'), ['functions[0].caps: pcie at 0x40 overlaps pm at 0x50']);
+  assert.deepEqual(caps('[ { id: pcie, at: 0x42 } ]'), ['functions[0].caps[0].at: 0x42 is not dword aligned']);
+  assert.deepEqual(caps('[ { id: pm } ]'), ['functions[0].caps: a PCIe function (pcie: true) needs a pcie capability']);
+  assert.deepEqual(caps('[ { id: pcie }, { id: pm, no_soft_reset: true } ]', ', reset: [pm]'), [
+    'functions[0].reset: a pm reset needs a pm capability without no_soft_reset',
+  ]);
+  assert.deepEqual(caps('[ { id: pcie } ]', ', ext_caps: [ { id: dsn, at: 0x100 }, { id: aer, at: 0x108 } ]'), [
+    'functions[0].ext_caps: dsn at 0x100 overlaps aer at 0x108',
+  ]);
+  assert.deepEqual(problems(fn(', ext_caps: [ { id: aer } ]')), ['functions[0].ext_caps: extended capabilities need a PCIe function (pcie: true)']);
+  // offsets left out are laid out from 0x40 in list order; the MSI-X BAR follows the capability
+  const t = parseTopology(fn(', pcie: true, bars: [ { size: 0x4000 } ], caps: [ { id: pm }, { id: msi, vectors: 4, maskable: true }, { id: pcie }, { id: msix, vectors: 8, table: { bar: 0, offset: 0x1000 } } ], ext_caps: [ { id: aer }, { id: dsn, serial: 7 } ]'));
+  const f = t.functions[0]!;
+  assert.deepEqual(f.caps.map((c) => [c.id, c.at]), [['pm', 0x40], ['msi', 0x48], ['pcie', 0x60], ['msix', 0x94]]);
+  assert.deepEqual(f.caps[3], { id: 'msix', at: 0x94, vectors: 8, tableBar: 0, tableOffset: 0x1000, pbaBar: 0, pbaOffset: 0x2000 });
+  assert.deepEqual(f.extCaps, [{ id: 'aer', at: 0x100 }, { id: 'dsn', at: 0x12c, serial: 7n }]);
+  assert.equal(f.msixBar, 0);
+  assert.equal(f.interruptPin, 1);
 });
 
 test('host: the default host has single-function groups, a two-function group, a two-group device set and a kernel-owned NIC', () => {

@@ -12,11 +12,13 @@ import {
   vfioIommufdPhysicalPasidAttachIoas, vfioIommufdPhysicalPasidDetachIoas, vfioIommufdPhysicalUnbind,
 } from '../vfio/iommufd.js';
 import {
-  VfioPciCoreDevice, toCore, vfioPciCoreCloseDevice, vfioPciCoreDisable, vfioPciCoreEnable, vfioPciCoreFinishEnable,
-  vfioPciCoreIoctl, vfioPciCoreMatch, vfioPciCoreMatchTokenUuid, vfioPciCoreRegisterDevice, vfioPciCoreRequest,
-  vfioPciCoreUnregisterDevice, vfioPciIoctlGetRegionInfo,
+  VfioPciCoreDevice, toCore, vfioPciCoreCloseDevice, vfioPciCoreEnable, vfioPciCoreFinishEnable, vfioPciCoreIoctl,
+  vfioPciCoreIoctlFeature, vfioPciCoreMatch, vfioPciCoreMatchTokenUuid, vfioPciCoreMmap, vfioPciCoreRead,
+  vfioPciCoreRegisterDevice, vfioPciCoreRequest, vfioPciCoreUnregisterDevice, vfioPciCoreWrite,
+  vfioPciIoctlGetRegionInfo,
+  setVfioPciIntxOps,
 } from './vfio_pci_core.js';
-import { vfioPciDeviceModel } from './vfio_pci_model.js';
+import { vfioIntxMask, vfioIntxUnmask } from './vfio_pci_intrs.js';
 
 /** vfio-pci module parameters */
 export interface VfioPciParams {
@@ -52,19 +54,11 @@ function vfioPciIsDenylisted(k: Kernel, pdev: PciDev): boolean {
   return true;
 }
 
-/** vfio_pci_open_device */
+/** vfio_pci_open_device (no Intel graphics: no IGD regions to add) */
 function* vfioPciOpenDevice(vdev: VfioDevice): KGen<number> {
   const core = toCore(vdev);
   const ret = yield* vfioPciCoreEnable(core);
   if (ret) return ret;
-  const m = vfioPciDeviceModel();
-  if (m) {
-    const r = yield* m.open(core);
-    if (r) {
-      yield* vfioPciCoreDisable(core);
-      return r;
-    }
-  }
   yield* vfioPciCoreFinishEnable(core);
   return 0;
 }
@@ -75,30 +69,13 @@ export const vfioPciOps: VfioDeviceOps = {
     return 0;
   },
   openDevice: vfioPciOpenDevice,
-  *closeDevice(vdev) {
-    const core = toCore(vdev);
-    yield* vfioPciDeviceModel()?.close(core) ?? noop();
-    yield* vfioPciCoreCloseDevice(core);
-  },
+  closeDevice: (vdev) => vfioPciCoreCloseDevice(toCore(vdev)),
   ioctl: (vdev, cmd, arg) => vfioPciCoreIoctl(toCore(vdev), cmd, arg),
   getRegionInfoCaps: (vdev, info, caps) => vfioPciIoctlGetRegionInfo(toCore(vdev), info, caps),
-  *deviceFeature(vdev, flags, data, argsz) {
-    const m = vfioPciDeviceModel();
-    if (m) return yield* m.deviceFeature(toCore(vdev), flags, data, argsz);
-    return -25; // -ENOTTY: no feature of this driver is known
-  },
-  *read(vdev, buf, count, pos) {
-    const m = vfioPciDeviceModel();
-    return m ? yield* m.rw(toCore(vdev), buf, count, pos, false) : -EINVAL;
-  },
-  *write(vdev, buf, count, pos) {
-    const m = vfioPciDeviceModel();
-    return m ? yield* m.rw(toCore(vdev), buf, count, pos, true) : -EINVAL;
-  },
-  *mmap(vdev, vma) {
-    const m = vfioPciDeviceModel();
-    return m ? yield* m.mmap(toCore(vdev), vma) : -EINVAL;
-  },
+  deviceFeature: (vdev, flags, data, argsz) => vfioPciCoreIoctlFeature(toCore(vdev), flags, data, argsz),
+  read: (vdev, buf, count, pos) => vfioPciCoreRead(toCore(vdev), buf, count, pos),
+  write: (vdev, buf, count, pos) => vfioPciCoreWrite(toCore(vdev), buf, count, pos),
+  mmap: (vdev, vma) => vfioPciCoreMmap(toCore(vdev), vma),
   request: (vdev, count) => vfioPciCoreRequest(toCore(vdev), count),
   match: (vdev, buf) => vfioPciCoreMatch(toCore(vdev), buf),
   matchTokenUuid: (vdev, uuid) => vfioPciCoreMatchTokenUuid(toCore(vdev), uuid),
@@ -110,10 +87,10 @@ export const vfioPciOps: VfioDeviceOps = {
   pasidDetachIoas: vfioIommufdPhysicalPasidDetachIoas,
 };
 
-function* noop(): KGen<void> {}
-
 /** The vfio-pci struct pci_driver. */
 export function vfioPciDriver(k: Kernel): PciDriver {
+  // the INTx half of vfio_pci_intrs.c that config-space INTx-disable writes reach
+  setVfioPciIntxOps({ mask: vfioIntxMask, unmask: vfioIntxUnmask });
   return {
     name: 'vfio-pci',
     driverManagedDma: true,

@@ -35,9 +35,15 @@ functions:
     iommu_group: 6
     driver: vfio-pci
     reset: [pm, bus]
-    bars: [ { size: 0x20000 }, { size: 0x20000 }, { size: 0x20, type: io }, { size: 0x4000 } ]
+    bars: [ { size: 0x20000, addr: 0xfe240000 }, { size: 0x20000, addr: 0xfe260000 }, { size: 0x20, type: io, addr: 0xc000 }, { size: 0x4000, addr: 0xfe280000 } ]
     rom: 0x40000
-    msix_bar: 3
+    rom_addr: 0xfe200000
+    caps:   # as QEMU's e1000e presents them (the oracle's config space)
+      - { id: pm, at: 0xc8, pmc: 0x22 }
+      - { id: msi, at: 0xd0, vectors: 1, addr64: true }
+      - { id: pcie, at: 0xe0, version: 1, flr: false }
+      - { id: msix, at: 0xa0, vectors: 5, table: { bar: 3, offset: 0 }, pba: { bar: 3, offset: 0x2000 } }
+    ext_caps: [ { id: aer, at: 0x100 }, { id: dsn, at: 0x140, serial: "0x525400ffff123456" } ]
   - bdf: "0000:02:00.0"
     name: nvme
     id: "1b36:0010"
@@ -48,8 +54,11 @@ functions:
     iommu_group: 7
     driver: vfio-pci
     reset: [flr, bus]
-    bars: [ { size: 0x4000, mem64: true } ]
-    msix_bar: 0
+    bars: [ { size: 0x4000, mem64: true, addr: 0xfe000000 } ]
+    caps:
+      - { id: msix, at: 0x40, vectors: 65, table: { bar: 0, offset: 0x2000 }, pba: { bar: 0, offset: 0x3000 } }
+      - { id: pcie, at: 0x80, flr: true }
+      - { id: pm, at: 0x60, no_soft_reset: true }
   - bdf: "0000:03:00.0"
     name: edu
     id: "1234:11e8"
@@ -59,7 +68,9 @@ functions:
     iommu_group: 8
     driver: vfio-pci
     reset: [bus]
-    bars: [ { size: 0x100000 } ]
+    bars: [ { size: 0x100000, addr: 0xfde00000 } ]
+    caps: [ { id: msi, at: 0x40, vectors: 1, addr64: true } ]
+    interrupt_line: 10       # as the oracle's firmware routed it
   - bdf: "0000:00:05.0"
     name: testdev
     id: "1b36:0005"
@@ -68,7 +79,8 @@ functions:
     iommu_group: 4
     driver: vfio-pci
     reset: []
-    bars: [ { size: 0x1000 }, { size: 0x100, type: io } ]
+    bars: [ { size: 0x1000, addr: 0xfe403000 }, { size: 0x100, type: io, addr: 0xd000 } ]
+    interrupt_pin: 0
   # a two-function igb in a hotplug slot with reset: one device set, two IOMMU groups
   - { bdf: "0000:00:06.0", name: rp4, id: "1b36:000c", class: 0x060400, pcie: true, bridge: { secondary: 4 }, iommu_group: 9, driver: pcieport, bars: [ { size: 0x1000 } ] }
   - bdf: "0000:04:00.0"
@@ -82,7 +94,12 @@ functions:
     driver: vfio-pci
     reset: [flr, pm, bus]
     bars: [ { size: 0x20000 }, { size: 0x20000 }, { size: 0x20, type: io }, { size: 0x4000 } ]
-    msix_bar: 3
+    caps:   # an 82576's list
+      - { id: pm, at: 0x40 }
+      - { id: msi, at: 0x50, vectors: 1, addr64: true, maskable: true }
+      - { id: msix, at: 0x70, vectors: 10, table: { bar: 3, offset: 0 }, pba: { bar: 3, offset: 0x2000 } }
+      - { id: pcie, at: 0xa0, flr: true }
+    ext_caps: [ { id: aer, at: 0x100 } ]
   - bdf: "0000:04:00.1"
     name: igb1
     id: "8086:10c9"
@@ -94,7 +111,12 @@ functions:
     driver: vfio-pci
     reset: [flr, pm]
     bars: [ { size: 0x20000 }, { size: 0x20000 }, { size: 0x20, type: io }, { size: 0x4000 } ]
-    msix_bar: 3
+    caps:   # an 82576's list
+      - { id: pm, at: 0x40 }
+      - { id: msi, at: 0x50, vectors: 1, addr64: true, maskable: true }
+      - { id: msix, at: 0x70, vectors: 10, table: { bar: 3, offset: 0 }, pba: { bar: 3, offset: 0x2000 } }
+      - { id: pcie, at: 0xa0, flr: true }
+    ext_caps: [ { id: aer, at: 0x100 } ]
   # one IOMMU group holding a PCIe-to-PCI bridge and two vfio-pci functions behind it
   - { bdf: "0000:00:07.0", name: rp5, id: "1b36:000c", class: 0x060400, pcie: true, bridge: { secondary: 5 }, iommu_group: 12, driver: pcieport, bars: [ { size: 0x1000 } ] }
   - { bdf: "0000:05:00.0", name: pcie-pci-bridge, id: "1b36:000e", class: 0x060400, pcie: true, bridge: { secondary: 6 }, iommu_group: 13, bars: [ { size: 0x100, mem64: true } ] }
@@ -108,6 +130,7 @@ functions:
     driver: vfio-pci
     reset: [bus]
     bars: [ { size: 0x100000 } ]
+    caps: [ { id: msi, at: 0x40, vectors: 1, addr64: true } ]
   - bdf: "0000:06:02.0"
     name: grp-testdev
     id: "1b36:0005"
@@ -117,6 +140,7 @@ functions:
     driver: vfio-pci
     reset: []
     bars: [ { size: 0x1000 }, { size: 0x100, type: io } ]
+    interrupt_pin: 0
   # a NIC the host kernel uses (DMA API): its group is not viable
   - { bdf: "0000:00:08.0", name: rp6, id: "1b36:000c", class: 0x060400, pcie: true, bridge: { secondary: 7 }, iommu_group: 14, driver: pcieport, bars: [ { size: 0x1000 } ] }
   - bdf: "0000:07:00.0"
@@ -129,7 +153,12 @@ functions:
     driver: e1000e
     reset: [pm, bus]
     bars: [ { size: 0x20000 }, { size: 0x20000 }, { size: 0x20, type: io }, { size: 0x4000 } ]
-    msix_bar: 3
+    caps:
+      - { id: pm, at: 0xc8, pmc: 0x22 }
+      - { id: msi, at: 0xd0, vectors: 1, addr64: true }
+      - { id: pcie, at: 0xe0, version: 1, flr: false }
+      - { id: msix, at: 0xa0, vectors: 5, table: { bar: 3, offset: 0 }, pba: { bar: 3, offset: 0x2000 } }
+    ext_caps: [ { id: aer, at: 0x100 }, { id: dsn, at: 0x140, serial: "0x525400ffff123457" } ]
 slots:
   - { bus: 4, slot: 0, reset: true }
 `;

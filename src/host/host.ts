@@ -197,14 +197,18 @@ export class Host {
         pdev.nickname = f.name;
         pdev.cfgSize = f.pcie ? 4096 : 256;
         pdev.msixBar = f.msixBar;
+        pdev.caps = f.caps.map((c) => ({ ...c }));
+        pdev.extCaps = f.extCaps.map((c) => ({ ...c }));
+        pdev.interruptPin = f.interruptPin;
+        pdev.interruptLine = f.interruptLine ?? (f.interruptPin ? 11 : 0);
         let addr = 0xfe000000n - BigInt(order.length) * 0x400000n;
         pdev.resources = [
           ...f.bars.map((b) => {
             if (!b) return null;
-            const start = b.type === 'io' ? 0xc000n + BigInt(order.length) * 0x100n : (addr -= b.size > 0x1000n ? b.size : 0x1000n);
+            const start = b.addr ?? (b.type === 'io' ? 0xc000n + BigInt(order.length) * 0x100n : (addr -= b.size > 0x1000n ? b.size : 0x1000n));
             return { start, size: b.size, type: b.type, mem64: b.mem64, prefetch: b.prefetch };
           }),
-          f.rom ? { start: addr - f.rom, size: f.rom, type: 'mem' as const, mem64: false, prefetch: false } : null,
+          f.rom ? { start: f.romAddr ?? addr - f.rom, size: f.rom, type: 'mem' as const, mem64: false, prefetch: false } : null,
         ];
         pciDeviceAdd(k, pdev);
         if (f.secondaryBus !== null) buses.set(`${f.domain}:${f.secondaryBus}`, pciAddChildBus(k, pdev, f.secondaryBus));

@@ -4,9 +4,12 @@
 
 import { parse as parseYaml } from 'yaml';
 import type { ResetMethod } from '../drivers/pci/pci.js';
+import { PCIE_TYPES, PciCap, PciExtCap, PcieType, pciCapLength, pciExtCapLength } from '../drivers/pci/caps.js';
 
 export interface BarSpec {
   size: bigint;
+  /** the address firmware assigned (null: the host picks one) */
+  addr: bigint | null;
   type: 'mem' | 'io';
   mem64: boolean;
   prefetch: boolean;
@@ -39,8 +42,17 @@ export interface FunctionSpec {
   noBusReset: boolean;
   bars: Array<BarSpec | null>;
   rom: bigint;
-  /** which BAR holds the MSI-X table */
+  romAddr: bigint | null;
+  /** which BAR holds the MSI-X table (from the msix capability) */
   msixBar: number | null;
+  /** the standard capability list, in chain order, with resolved offsets */
+  caps: PciCap[];
+  /** the PCIe extended capability list, in chain order */
+  extCaps: PciExtCap[];
+  /** PCI_INTERRUPT_PIN: 0 = no INTx, 1..4 = INTA..INTD */
+  interruptPin: number;
+  /** PCI_INTERRUPT_LINE as firmware routed it (null: 11 for a function with a pin, else 0) */
+  interruptLine: number | null;
   /** extra device-model properties, passed through (config space, capabilities, ...) */
   extra: Record<string, unknown>;
 }
@@ -133,7 +145,8 @@ class Checker {
     }
     const n = toBig(v);
     if (n === null || n < 0n || n > 0xffffffffffffffffn) {
-      this.err(path, `must be an unsigned 64-bit integer, got ${describe(v)}`);
+      const big = typeof v === 'number' && Number.isInteger(v) && !Number.isSafeInteger(v);
+      this.err(path, big ? `${String(v)} is too large to be exact as a YAML number: quote it ("0x...")` : `must be an unsigned 64-bit integer, got ${describe(v)}`);
       return 0n;
     }
     return n;
@@ -168,7 +181,7 @@ function describe(v: unknown): string {
 }
 
 function toBig(v: unknown): bigint | null {
-  if (typeof v === 'number') return Number.isInteger(v) ? BigInt(v) : null;
+  if (typeof v === 'number') return Number.isSafeInteger(v) ? BigInt(v) : null;
   if (typeof v === 'bigint') return v;
   if (typeof v === 'string') {
     const t = v.trim().replace(/_/g, '');
@@ -191,7 +204,7 @@ function parseIdPair(c: Checker, v: unknown, path: string): [number, number] | n
 
 const FUNCTION_KEYS = [
   'bdf', 'name', 'id', 'vendor', 'device', 'subsystem', 'revision', 'class', 'bridge', 'pcie', 'iommu_group',
-  'driver', 'reset', 'no_bus_reset', 'bars', 'rom', 'msix_bar', 'model',
+  'driver', 'reset', 'no_bus_reset', 'bars', 'rom', 'rom_addr', 'msix_bar', 'caps', 'ext_caps', 'interrupt_pin', 'interrupt_line', 'model',
 ];
 
 function parseFunction(c: Checker, raw: unknown, i: number): FunctionSpec | null {
@@ -270,22 +283,32 @@ function parseFunction(c: Checker, raw: unknown, i: number): FunctionSpec | null
         const bp = `${path}.bars[${j}]`;
         const bo = c.obj(b, bp);
         if (!bo) return;
-        c.known(bo, bp, ['size', 'type', 'mem64', 'prefetch']);
+        c.known(bo, bp, ['size', 'type', 'mem64', 'prefetch', 'addr']);
         const size = c.big(bo.size, `${bp}.size`);
         if (size && (size & (size - 1n)) !== 0n) c.err(`${bp}.size`, `0x${size.toString(16)} is not a power of two`);
         const type = (c.str(bo.type, `${bp}.type`, 'mem') ?? 'mem') as 'mem' | 'io';
         if (type !== 'mem' && type !== 'io') c.err(`${bp}.type`, `must be mem or io, got "${type}"`);
         const mem64 = c.bool(bo.mem64, `${bp}.mem64`, false);
         if (mem64 && j === 5) c.err(`${bp}.mem64`, 'BAR5 cannot be 64-bit (it needs the next BAR)');
-        bars[j] = { size, type, mem64, prefetch: c.bool(bo.prefetch, `${bp}.prefetch`, false) };
+        const addr = bo.addr === undefined ? null : c.big(bo.addr, `${bp}.addr`);
+        if (addr !== null && size && addr % size !== 0n) c.err(`${bp}.addr`, `0x${addr.toString(16)} is not aligned to the BAR size 0x${size.toString(16)}`);
+        if (addr !== null && !mem64 && addr > 0xffffffffn) c.err(`${bp}.addr`, `0x${addr.toString(16)} is above 4 GiB in a 32-bit BAR`);
+        bars[j] = { size, addr, type, mem64, prefetch: c.bool(bo.prefetch, `${bp}.prefetch`, false) };
       });
     bars.forEach((b, j) => {
       if (b?.mem64 && j < 5 && bars[j + 1]) c.err(`${path}.bars[${j + 1}]`, `must be null: BAR${j} is 64-bit and uses it`);
     });
   }
   const rom = o.rom === undefined ? 0n : c.big(o.rom, `${path}.rom`);
-  const msixBar = o.msix_bar === undefined || o.msix_bar === null ? null : c.int(o.msix_bar, `${path}.msix_bar`, 0, 5);
-  if (msixBar !== null && !bars[msixBar]) c.err(`${path}.msix_bar`, `BAR${msixBar} is not defined`);
+  const romAddr = o.rom_addr === undefined ? null : c.big(o.rom_addr, `${path}.rom_addr`);
+  if (romAddr !== null && rom && romAddr % rom !== 0n) c.err(`${path}.rom_addr`, `0x${romAddr.toString(16)} is not aligned to the ROM size 0x${rom.toString(16)}`);
+  const msixBarRaw = o.msix_bar === undefined || o.msix_bar === null ? null : c.int(o.msix_bar, `${path}.msix_bar`, 0, 5);
+  if (msixBarRaw !== null && !bars[msixBarRaw]) c.err(`${path}.msix_bar`, `BAR${msixBarRaw} is not defined`);
+  const pcie = c.bool(o.pcie, `${path}.pcie`, false);
+  const caps = parseCaps(c, o, path, { bars, reset, pcie, msixBar: msixBarRaw, bridge: secondaryBus !== null, classCode });
+  const extCaps = parseExtCaps(c, o.ext_caps, `${path}.ext_caps`, pcie);
+  const msix = caps.find((x) => x.id === 'msix');
+  const msixBar = msix ? msix.tableBar : null;
   const extra = o.model === undefined ? {} : (c.obj(o.model, `${path}.model`) ?? {});
   return {
     bdf: bdfRaw?.toLowerCase() ?? '',
@@ -301,16 +324,206 @@ function parseFunction(c: Checker, raw: unknown, i: number): FunctionSpec | null
     revision: c.int(o.revision, `${path}.revision`, 0, 0xff, 0),
     classCode,
     secondaryBus,
-    pcie: c.bool(o.pcie, `${path}.pcie`, false),
+    pcie,
     iommuGroup,
     driver,
     reset,
     noBusReset: c.bool(o.no_bus_reset, `${path}.no_bus_reset`, false),
     bars,
     rom,
+    romAddr,
     msixBar,
+    caps,
+    extCaps,
+    interruptPin: c.int(o.interrupt_pin, `${path}.interrupt_pin`, 0, 4, secondaryBus === null ? 1 : 0),
+    interruptLine: o.interrupt_line === undefined ? null : c.int(o.interrupt_line, `${path}.interrupt_line`, 0, 0xff),
     extra,
   };
+}
+
+const CAP_KEYS: Record<PciCap['id'], string[]> = {
+  pm: ['id', 'at', 'no_soft_reset', 'pmc'],
+  msi: ['id', 'at', 'vectors', 'addr64', 'maskable'],
+  msix: ['id', 'at', 'vectors', 'table', 'pba'],
+  pcie: ['id', 'at', 'type', 'version', 'flr'],
+  vendor: ['id', 'at', 'length'],
+  raw: ['id', 'at', 'cap', 'length'],
+};
+
+interface CapContext {
+  bars: Array<BarSpec | null>;
+  reset: ResetMethod[];
+  pcie: boolean;
+  msixBar: number | null;
+  bridge: boolean;
+  classCode: number;
+}
+
+/**
+ * The standard capability list. Without `caps`, a minimal list is inferred from the other fields
+ * (PM for a pm reset, PCIe for a PCIe function, MSI-X for msix_bar); with it, the list is taken as
+ * given and checked against them. Offsets left out are laid out from 0x40 in list order.
+ */
+function parseCaps(c: Checker, o: Obj, path: string, x: CapContext): PciCap[] {
+  const caps: PciCap[] = [];
+  const p = `${path}.caps`;
+  if (o.caps === undefined) {
+    if (x.reset.includes('pm')) caps.push({ id: 'pm', at: -1, noSoftReset: false });
+    if (x.pcie) caps.push({ id: 'pcie', at: -1, type: defaultPcieType(x), version: 2, flr: x.reset.includes('flr') });
+    if (x.msixBar !== null && x.bars[x.msixBar]) {
+      const size = Number(x.bars[x.msixBar]!.size);
+      caps.push({ id: 'msix', at: -1, vectors: 1, tableBar: x.msixBar, tableOffset: 0, pbaBar: x.msixBar, pbaOffset: size >= 0x2000 ? size / 2 : 0x800 });
+    }
+  } else if (!Array.isArray(o.caps)) {
+    c.err(p, 'must be a list of capabilities, e.g. [ { id: pm }, { id: msi, vectors: 4 } ]');
+  } else {
+    o.caps.forEach((raw: unknown, i: number) => {
+      const cp = `${p}[${i}]`;
+      const co = c.obj(raw, cp);
+      if (!co) {
+        if (raw === null) c.err(cp, 'must be a mapping');
+        return;
+      }
+      const id = co.id as PciCap['id'];
+      if (typeof id !== 'string' || !(id in CAP_KEYS)) {
+        c.err(`${cp}.id`, `unknown capability ${describe(co.id)} (known: ${Object.keys(CAP_KEYS).join(', ')})`);
+        return;
+      }
+      c.known(co, cp, CAP_KEYS[id]);
+      if (id !== 'raw' && caps.some((e) => e.id === id)) c.err(`${cp}.id`, `a second ${id} capability`);
+      const at = co.at === undefined ? -1 : c.int(co.at, `${cp}.at`, 0x40, 0xfc);
+      switch (id) {
+        case 'pm':
+          caps.push({ id, at, noSoftReset: c.bool(co.no_soft_reset, `${cp}.no_soft_reset`, false), ...(co.pmc === undefined ? {} : { pmc: c.int(co.pmc, `${cp}.pmc`, 0, 0xffff) }) });
+          break;
+        case 'msi': {
+          const vectors = c.int(co.vectors, `${cp}.vectors`, 1, 32, 1);
+          if (vectors & (vectors - 1)) c.err(`${cp}.vectors`, `${vectors} is not a power of two (1, 2, 4, 8, 16 or 32)`);
+          caps.push({ id, at, vectors, addr64: c.bool(co.addr64, `${cp}.addr64`, true), maskable: c.bool(co.maskable, `${cp}.maskable`, false) });
+          break;
+        }
+        case 'msix': {
+          const vectors = c.int(co.vectors, `${cp}.vectors`, 1, 2048);
+          const loc = (v: unknown, lp: string, dflt: { bar: number; offset: number } | null) => {
+            if (v === undefined && dflt) return dflt;
+            const lo = c.obj(v, lp);
+            if (!lo) {
+              c.err(lp, 'is required: { bar: N, offset: 0x... }');
+              return { bar: 0, offset: 0 };
+            }
+            c.known(lo, lp, ['bar', 'offset']);
+            const r = { bar: c.int(lo.bar, `${lp}.bar`, 0, 5), offset: c.int(lo.offset, `${lp}.offset`, 0, 0xfffffff8, 0) };
+            if (r.offset & 7) c.err(`${lp}.offset`, `0x${r.offset.toString(16)} is not 8-byte aligned`);
+            return r;
+          };
+          const table = loc(co.table, `${cp}.table`, x.msixBar !== null ? { bar: x.msixBar, offset: 0 } : null);
+          const pbaDefault = { bar: table.bar, offset: alignUp(table.offset + vectors * 16, 0x1000) };
+          const pba = loc(co.pba, `${cp}.pba`, pbaDefault);
+          const fits = (l: { bar: number; offset: number }, len: number, lp: string) => {
+            const b = x.bars[l.bar];
+            if (!b) c.err(`${lp}.bar`, `BAR${l.bar} is not defined`);
+            else if (b.type !== 'mem') c.err(`${lp}.bar`, `BAR${l.bar} is an I/O BAR (MSI-X structures live in memory BARs)`);
+            else if (BigInt(l.offset + len) > b.size)
+              c.err(lp, `0x${len.toString(16)} bytes at 0x${l.offset.toString(16)} do not fit in BAR${l.bar} (0x${b.size.toString(16)} bytes)`);
+          };
+          fits(table, vectors * 16, `${cp}.table`);
+          fits(pba, Math.ceil(vectors / 64) * 8, `${cp}.pba`);
+          if (table.bar === pba.bar && table.offset < pba.offset + Math.ceil(vectors / 64) * 8 && pba.offset < table.offset + vectors * 16)
+            c.err(`${cp}.pba`, 'overlaps the MSI-X table');
+          if (x.msixBar !== null && x.msixBar !== table.bar) c.err(`${path}.msix_bar`, `says BAR${x.msixBar} but the msix capability's table is in BAR${table.bar}`);
+          caps.push({ id, at, vectors, tableBar: table.bar, tableOffset: table.offset, pbaBar: pba.bar, pbaOffset: pba.offset });
+          break;
+        }
+        case 'pcie': {
+          const type = (c.str(co.type, `${cp}.type`, defaultPcieType(x)) ?? 'endpoint') as PcieType;
+          if (!(type in PCIE_TYPES)) c.err(`${cp}.type`, `unknown PCIe port type "${type}" (known: ${Object.keys(PCIE_TYPES).join(', ')})`);
+          caps.push({ id, at, type, version: c.int(co.version, `${cp}.version`, 1, 2, 2), flr: c.bool(co.flr, `${cp}.flr`, x.reset.includes('flr')) });
+          break;
+        }
+        case 'vendor': {
+          const length = c.int(co.length, `${cp}.length`, 3, 0xc0, 8);
+          caps.push({ id, at, length });
+          break;
+        }
+        case 'raw':
+          caps.push({ id, at, capId: c.int(co.cap, `${cp}.cap`, 0, 0xff), length: c.int(co.length, `${cp}.length`, 2, 0xc0, 4) });
+          break;
+      }
+    });
+    if (x.msixBar !== null && !caps.some((e) => e.id === 'msix')) c.err(`${path}.msix_bar`, 'is set but caps has no msix capability');
+    if (x.pcie && !caps.some((e) => e.id === 'pcie')) c.err(p, 'a PCIe function (pcie: true) needs a pcie capability');
+    if (!x.pcie && caps.some((e) => e.id === 'pcie')) c.err(p, 'has a pcie capability but the function is not PCIe (set pcie: true)');
+  }
+  if (x.reset.includes('pm') && caps.find((e) => e.id === 'pm')?.noSoftReset !== false)
+    c.err(`${path}.reset`, 'a pm reset needs a pm capability without no_soft_reset');
+  const exp = caps.find((e) => e.id === 'pcie');
+  if (x.reset.includes('flr') && !(exp?.id === 'pcie' && exp.flr)) c.err(`${path}.reset`, 'an flr reset needs a pcie capability with flr: true');
+  layout(c, caps, p, 0x40, 0x100, pciCapLength);
+  return caps;
+}
+
+function defaultPcieType(x: CapContext): PcieType {
+  if (!x.bridge) return 'endpoint';
+  return x.classCode >> 8 === 0x0604 && x.pcie ? 'root-port' : 'pcie-pci-bridge';
+}
+
+// sriov: parsed with the SR-IOV work (not yet accepted in topologies)
+const EXT_CAP_KEYS: Record<Exclude<PciExtCap['id'], 'sriov'>, string[]> = {
+  aer: ['id', 'at'],
+  dsn: ['id', 'at', 'serial'],
+  raw: ['id', 'at', 'cap', 'length'],
+};
+
+function parseExtCaps(c: Checker, v: unknown, p: string, pcie: boolean): PciExtCap[] {
+  const caps: PciExtCap[] = [];
+  if (v === undefined) return caps;
+  if (!Array.isArray(v)) {
+    c.err(p, 'must be a list of extended capabilities, e.g. [ { id: aer }, { id: dsn, serial: 0x1122334455667788 } ]');
+    return caps;
+  }
+  if (!pcie && v.length) c.err(p, 'extended capabilities need a PCIe function (pcie: true)');
+  v.forEach((raw: unknown, i: number) => {
+    const cp = `${p}[${i}]`;
+    const co = c.obj(raw, cp);
+    if (!co) {
+      if (raw === null) c.err(cp, 'must be a mapping');
+      return;
+    }
+    const id = co.id as keyof typeof EXT_CAP_KEYS;
+    if (typeof id !== 'string' || !(id in EXT_CAP_KEYS)) {
+      c.err(`${cp}.id`, `unknown extended capability ${describe(co.id)} (known: ${Object.keys(EXT_CAP_KEYS).join(', ')})`);
+      return;
+    }
+    c.known(co, cp, EXT_CAP_KEYS[id]);
+    if (id !== 'raw' && caps.some((e) => e.id === id)) c.err(`${cp}.id`, `a second ${id} capability`);
+    const at = co.at === undefined ? -1 : c.int(co.at, `${cp}.at`, 0x100, 0xffc);
+    if (id === 'aer') caps.push({ id, at });
+    else if (id === 'raw') caps.push({ id, at, capId: c.int(co.cap, `${cp}.cap`, 0, 0xffff), length: c.int(co.length, `${cp}.length`, 4, 0xf00, 4) });
+    else caps.push({ id, at, serial: c.big(co.serial, `${cp}.serial`, 0n) });
+  });
+  layout(c, caps, p, 0x100, 0x1000, pciExtCapLength);
+  return caps;
+}
+
+/** Give capabilities without an offset one after the previous (dword aligned), then check overlaps. */
+function layout<T extends { id: string; at: number }>(c: Checker, caps: T[], p: string, start: number, end: number, len: (x: T) => number): void {
+  let next = start;
+  caps.forEach((cap, i) => {
+    if (cap.at < 0) cap.at = next;
+    else if (cap.at & 3) c.err(`${p}[${i}].at`, `0x${cap.at.toString(16)} is not dword aligned`);
+    if (cap.at + len(cap) > end) c.err(`${p}[${i}]`, `${cap.id} at 0x${cap.at.toString(16)} (0x${len(cap).toString(16)} bytes) runs past 0x${end.toString(16)}`);
+    next = alignUp(cap.at + len(cap), 4);
+  });
+  const sorted = [...caps].sort((a, b) => a.at - b.at);
+  for (let i = 1; i < sorted.length; i++) {
+    const a = sorted[i - 1]!,
+      b = sorted[i]!;
+    if (a.at + len(a) > b.at) c.err(p, `${a.id} at 0x${a.at.toString(16)} overlaps ${b.id} at 0x${b.at.toString(16)}`);
+  }
+}
+
+function alignUp(n: number, a: number): number {
+  return Math.ceil(n / a) * a;
 }
 
 /** Parse and validate a topology from YAML or JSON text. */

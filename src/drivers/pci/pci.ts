@@ -2,8 +2,21 @@
 // bind/unbind with driver_override (drivers/base/dd.c, drivers/pci/pci-driver.c, pci-sysfs.c),
 // and the reset methods vfio-pci probes and uses (drivers/pci/pci.c).
 
-import { EBUSY, EINVAL, ENODEV, ENOTTY, EAGAIN } from '../../kernel/errno.js';
+import { EBUSY, EINVAL, EIO, ENODEV, ENOTTY, EAGAIN } from '../../kernel/errno.js';
+import type { PciCap, PciExpCap, PciExtCap, PciMsiCap, PciMsixCap, PciPmCap } from './caps.js';
+import {
+  PCI_BRIDGE_CONTROL, PCI_BRIDGE_CTL_BUS_RESET, PCI_COMMAND, PCI_COMMAND_INTX_DISABLE, PCI_COMMAND_IO,
+  PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY, PCI_EXP_DEVCTL, PCI_EXP_DEVCTL_BCR_FLR, PCI_HEADER_TYPE, PCI_INTERRUPT_PIN,
+  PCI_PM_CTRL, PCI_PM_CTRL_NO_SOFT_RESET, PCI_PM_PMC, PciConfigSideEffect, PciConfigSpace,
+  pciBuildConfigSpace, pciWriteConfig,
+  pciReadConfig, pciReadConfigWord, pciRestoreState, pciSaveState, pciWriteConfigWord,
+} from './config_space.js';
 import { KDevice, deviceAdd, deviceDel } from '../../kernel/device.js';
+import { capable } from '../../kernel/current.js';
+import type { PciHw } from './hw/hw.js';
+import { pciHwCreate } from './hw/models.js';
+import { pciDevIrq } from './irq.js';
+import { pciIrqConnect } from './msi.js';
 import { Kernel } from '../../kernel/kernel.js';
 import { KGen, KObject } from '../../kernel/sched.js';
 import { Mutex, mutexLock, mutexTrylock, mutexUnlock } from '../../kernel/sync.js';
@@ -13,6 +26,14 @@ import {
 } from '../../iommu/iommu.js';
 
 export type ResetMethod = 'device_specific' | 'acpi' | 'flr' | 'af_flr' | 'pm' | 'bus' | 'cxl_bus';
+
+/** pci_power_t */
+export type PciPowerState = 0 | 1 | 2 | 3 | 4;
+export const PCI_D0 = 0;
+export const PCI_D1 = 1;
+export const PCI_D2 = 2;
+export const PCI_D3hot = 3;
+export const PCI_D3cold = 4;
 
 export interface PciDriver {
   readonly name: string;
@@ -113,6 +134,40 @@ export class PciDev extends KObject {
   cfgSize = 256;
   /** the BAR holding the MSI-X table (or null without MSI-X) */
   msixBar: number | null = null;
+  /** the capability list (PCI_CAPABILITY_LIST chain order) and the PCIe extended list */
+  caps: PciCap[] = [];
+  extCaps: PciExtCap[] = [];
+  /** PCI_INTERRUPT_PIN (0: the function has no INTx) */
+  interruptPin = 1;
+  /** PCI_INTERRUPT_LINE as firmware routed it (also the IRQ the sysfs `irq` file would show) */
+  interruptLine = 0;
+  /** pdev->current_state: PCI_D0 .. PCI_D3cold */
+  currentState: PciPowerState = PCI_D0;
+  /** pdev->enable_cnt and pdev->is_busmaster (pci_enable_device / pci_set_master) */
+  enableCnt = 0;
+  isBusmaster = false;
+  /** the function's hardware: what its BARs, ROM and resets do (drivers/pci/hw) */
+  hw: PciHw | null = null;
+  /** the physical configuration space (built when the function is added to its bus) */
+  config!: PciConfigSpace;
+  /**
+   * What the function's own logic does when it is reset (FLR, PM, bus): device models register
+   * here to bring their registers back to power-on values. The config space resets itself.
+   */
+  readonly resetHooks: Array<(how: ResetMethod) => void> = [];
+  /** pdev->pm_cap, ->msi_cap, ->msix_cap and the PCIe capability, as found in the list */
+  get pmCap(): PciPmCap | null {
+    return (this.caps.find((c) => c.id === 'pm') as PciPmCap | undefined) ?? null;
+  }
+  get msiCap(): PciMsiCap | null {
+    return (this.caps.find((c) => c.id === 'msi') as PciMsiCap | undefined) ?? null;
+  }
+  get msixCap(): PciMsixCap | null {
+    return (this.caps.find((c) => c.id === 'msix') as PciMsixCap | undefined) ?? null;
+  }
+  get pcieCap(): PciExpCap | null {
+    return (this.caps.find((c) => c.id === 'pcie') as PciExpCap | undefined) ?? null;
+  }
   /** class code says VGA controller */
   get isVga(): boolean {
     return this.classCode >> 8 === 0x0300;
@@ -208,6 +263,17 @@ function modalias(d: PciDev): string {
 export function pciDeviceAdd(k: Kernel, d: PciDev): void {
   const st = pciState(k);
   d.bus.devices.push(d);
+  d.config = pciBuildConfigSpace(d);
+  d.config.sideEffect = (what) => pciConfigSideEffect(k, d, what);
+  d.hw = pciHwCreate(k, d);
+  // the function's interrupt wiring: INTx route, MSI/MSI-X registers, the model's irq outputs
+  pciIrqConnect(k, d);
+  // a second function in the slot makes the first one multi-function
+  for (const o of d.bus.devices)
+    if (o !== d && o.devfn >> 3 === d.devfn >> 3) {
+      o.config.data[PCI_HEADER_TYPE] |= 0x80;
+      o.config.init[PCI_HEADER_TYPE] |= 0x80;
+    }
   d.slot = d.bus.slots.get(d.devfn >> 3) ?? null;
   const parentPath = d.bus.self ? d.bus.self.sysfsPath : `/sys/devices/pci${d.bus.name}`;
   d.kdev.sysfsPath = `${parentPath}/${d.name}`;
@@ -221,7 +287,20 @@ export function pciDeviceAdd(k: Kernel, d: PciDev): void {
   ro('revision', () => '0x' + hex(d.revision, 2));
   ro('modalias', () => modalias(d));
   ro('numa_node', () => '-1');
-  ro('irq', () => '0');
+  // pci-sysfs.c: pci_read_config — the whole space for CAP_SYS_ADMIN, else the first 64 bytes
+  a.set('config', {
+    ops: {
+      show: () => {
+        const size = capable('CAP_SYS_ADMIN') ? d.config.size : 64;
+        const out = new Uint8Array(size);
+        for (let i = 0; i < size; i++) out[i] = pciReadConfig(d, i, 1)[1];
+        return out;
+      },
+      size: d.cfgSize,
+    },
+    mode: 0o644,
+  });
+  ro('irq', () => String(pciDevIrq(k, d)));
   ro('enable', () => '0');
   a.set('reset_method', {
     ops: { show: () => (d.resetMethods.length ? d.resetMethods.join(' ') + '\n' : '\n') },
@@ -450,22 +529,73 @@ export function pciResetSupported(d: PciDev): boolean {
   return d.resetMethods.length > 0;
 }
 
+/** The function's hardware resets: every register to its power-on value, device logic too. */
+export function pciDevHardwareReset(d: PciDev, how: ResetMethod): void {
+  d.config.powerOnReset();
+  for (const h of d.resetHooks) h(how);
+}
+
+/** A config write with a side effect (initiate FLR, D3hot->D0, secondary bus reset). */
+function pciConfigSideEffect(k: Kernel, d: PciDev, what: PciConfigSideEffect): void {
+  if (what === 'flr') pciDevHardwareReset(d, 'flr');
+  else if (what === 'pm-d3hot-to-d0') pciDevHardwareReset(d, 'pm');
+  else if (d.subordinate) for (const x of pciDevicesBelow(d.subordinate)) pciDevHardwareReset(x, 'bus');
+  void k;
+}
+
+function pciDevicesBelow(bus: PciBus): PciDev[] {
+  const out: PciDev[] = [];
+  for (const x of bus.devices) {
+    out.push(x);
+    if (x.subordinate) out.push(...pciDevicesBelow(x.subordinate));
+  }
+  return out;
+}
+
+/** Perform one reset method through the registers, as pcie_flr / pci_pm_reset / the SBR do. */
+function pciDoReset(d: PciDev, m: ResetMethod): void {
+  const cs = d.config;
+  if (m === 'flr' && cs.expAt) {
+    const ctl = pciReadConfigWord(d, cs.expAt + PCI_EXP_DEVCTL);
+    pciWriteConfigWord(d, cs.expAt + PCI_EXP_DEVCTL, ctl | PCI_EXP_DEVCTL_BCR_FLR);
+  } else if (m === 'pm' && cs.pmAt) {
+    const csr = pciReadConfigWord(d, cs.pmAt + PCI_PM_CTRL) & ~3;
+    pciWriteConfigWord(d, cs.pmAt + PCI_PM_CTRL, csr | 3);
+    pciWriteConfigWord(d, cs.pmAt + PCI_PM_CTRL, csr);
+  } else if (m === 'bus' && d.bus.self) {
+    const bridge = d.bus.self;
+    const ctl = pciReadConfigWord(bridge, PCI_BRIDGE_CONTROL);
+    pciWriteConfigWord(bridge, PCI_BRIDGE_CONTROL, ctl | PCI_BRIDGE_CTL_BUS_RESET);
+    pciWriteConfigWord(bridge, PCI_BRIDGE_CONTROL, ctl & ~PCI_BRIDGE_CTL_BUS_RESET);
+  } else {
+    pciDevHardwareReset(d, m);
+  }
+}
+
 /** __pci_reset_function_locked: try the device's reset methods in order. */
 export function pciResetFunctionLocked(k: Kernel, d: PciDev): number {
   for (const m of d.resetMethods) {
     if (m === 'bus' && !parentBusResetPossible(d)) continue;
     d.resets.function++;
+    pciDoReset(d, m);
     k.event('pci_reset_function', { device: d.name, method: m });
     return 0;
   }
   return -ENOTTY;
 }
 
-/** pci_try_reset_function: -EAGAIN if the device lock is contended. */
+/**
+ * pci_try_reset_function: -EAGAIN if the device lock is contended; the function's state is saved
+ * and its COMMAND cleared (INTx disabled) around the reset, then restored (pci_dev_save_and_disable
+ * / pci_dev_restore).
+ */
 export function* pciTryResetFunction(k: Kernel, d: PciDev): KGen<number> {
   if (!pciResetSupported(d)) return -ENOTTY;
   if (!(yield* mutexTrylock(d.deviceLock))) return -EAGAIN;
+  const saved = pciSaveState(d);
+  pciWriteConfigWord(d, PCI_COMMAND, PCI_COMMAND_INTX_DISABLE);
   const r = pciResetFunctionLocked(k, d);
+  pciRestoreState(d, saved);
   yield* mutexUnlock(d.deviceLock);
   return r;
 }
@@ -523,11 +653,126 @@ export function* pciResetBus(k: Kernel, d: PciDev): KGen<number> {
   let rc = -EAGAIN;
   if (ok) {
     const hit = pciDevicesAffectedByReset(d, slot);
+    // pci_bus_save_and_disable_locked, the reset, pci_bus_restore_locked
+    const saved = hit.map((x) => pciSaveState(x));
+    for (const x of hit) pciWriteConfigWord(x, PCI_COMMAND, PCI_COMMAND_INTX_DISABLE);
     for (const x of hit) x.resets.bus++;
+    for (const x of hit) pciDevHardwareReset(x, 'bus');
+    hit.forEach((x, i) => pciRestoreState(x, saved[i]!));
     k.event(slot ? 'pci_reset_slot' : 'pci_reset_bus', { bus: d.bus.name, devices: hit.map((x) => x.name) });
     rc = 0;
   }
   for (const t of taken.reverse()) yield* mutexUnlock(t.deviceLock);
   return rc;
 }
+
+
+// ---- power states, enable/disable, bus mastering (drivers/pci/pci.c, setup-res.c) --------------
+
+const PCI_PM_CAP_D1 = 0x0200;
+const PCI_PM_CAP_D2 = 0x0400;
+
+/** pci_power_up: D0 through the PM capability; 1 if the function lost its state (soft reset). */
+function pciPowerUp(d: PciDev): number {
+  const pm = d.config.pmAt;
+  if (!pm) {
+    d.currentState = PCI_D0;
+    return -EIO;
+  }
+  const pmcsr = pciReadConfigWord(d, pm + PCI_PM_CTRL);
+  const state = pmcsr & 3;
+  const needRestore = (state === PCI_D3hot || d.currentState >= PCI_D3hot) && !(pmcsr & PCI_PM_CTRL_NO_SOFT_RESET);
+  if (state !== PCI_D0) pciWriteConfigWord(d, pm + PCI_PM_CTRL, 0);
+  d.currentState = PCI_D0;
+  return needRestore ? 1 : 0;
+}
+
+/** pci_set_low_power_state */
+function pciSetLowPowerState(d: PciDev, state: PciPowerState): number {
+  const pm = d.config.pmAt;
+  if (!pm) return -EIO;
+  if (d.currentState <= PCI_D3cold && d.currentState > state) return -EINVAL;
+  const pmc = pciReadConfigWord(d, pm + PCI_PM_PMC);
+  if ((state === PCI_D1 && !(pmc & PCI_PM_CAP_D1)) || (state === PCI_D2 && !(pmc & PCI_PM_CAP_D2))) return -EIO;
+  if (d.currentState === state) return 0;
+  let pmcsr = pciReadConfigWord(d, pm + PCI_PM_CTRL);
+  pmcsr = (pmcsr & ~3) | state;
+  pciWriteConfigWord(d, pm + PCI_PM_CTRL, pmcsr);
+  d.currentState = (pciReadConfigWord(d, pm + PCI_PM_CTRL) & 3) as PciPowerState;
+  return 0;
+}
+
+/**
+ * pci_set_power_state: D0 through pci_power_up (restoring the BARs after a soft reset, as
+ * pci_set_full_power_state does), D1/D2/D3hot through the PM control register. D3cold needs
+ * platform support this model has none of: it is D3hot.
+ */
+export function pciSetPowerState(d: PciDev, state: PciPowerState): number {
+  if (state > PCI_D3cold) state = PCI_D3cold;
+  if (d.currentState === state) return 0;
+  if (state === PCI_D0) {
+    const ret = pciPowerUp(d);
+    if (ret < 0) return d.currentState === PCI_D0 ? 0 : ret;
+    d.currentState = (pciReadConfigWord(d, d.config.pmAt + PCI_PM_CTRL) & 3) as PciPowerState;
+    if (d.currentState === PCI_D0 && ret > 0) pciRestoreBars(d);
+    return 0;
+  }
+  return pciSetLowPowerState(d, state === PCI_D3cold ? PCI_D3hot : state);
+}
+
+/** pci_restore_bars -> pci_update_resource: each BAR register gets its resource's address back. */
+function pciRestoreBars(d: PciDev): void {
+  for (let i = 0; i < 7; i++) {
+    const r = d.resources[i];
+    if (!r) continue;
+    const at = i < 6 ? 0x10 + 4 * i : d.headerType === 'bridge' ? 0x38 : 0x30;
+    const lo = Number(r.start & 0xffffffffn) & (r.type === 'io' ? ~3 : i === 6 ? ~0x7ff : ~0xf);
+    pciWriteConfig(d, at, 4, lo >>> 0);
+    if (i < 6 && r.mem64) pciWriteConfig(d, at + 4, 4, Number((r.start >> 32n) & 0xffffffffn));
+  }
+}
+
+/** pci_enable_device: D0, decoding for every assigned BAR, INTx enabled for a function with a pin. */
+export function pciEnableDevice(d: PciDev): number {
+  if (++d.enableCnt > 1) return 0;
+  // do_pci_enable_device
+  const err = pciSetPowerState(d, PCI_D0);
+  if (err < 0 && err !== -EIO) {
+    d.enableCnt--;
+    return err;
+  }
+  // pci_enable_resources (the ROM is optional: not enabled)
+  let cmd = pciReadConfigWord(d, PCI_COMMAND);
+  const old = cmd;
+  for (let i = 0; i < 6; i++) {
+    const r = d.resources[i];
+    if (!r) continue;
+    cmd |= r.type === 'io' ? PCI_COMMAND_IO : PCI_COMMAND_MEMORY;
+  }
+  if (cmd !== old) pciWriteConfigWord(d, PCI_COMMAND, cmd);
+  if (pciReadConfig(d, PCI_INTERRUPT_PIN, 1)[1]) {
+    const c = pciReadConfigWord(d, PCI_COMMAND);
+    if (c & PCI_COMMAND_INTX_DISABLE) pciWriteConfigWord(d, PCI_COMMAND, c & ~PCI_COMMAND_INTX_DISABLE);
+  }
+  return 0;
+}
+
+/** pci_disable_device: on the last disable, bus mastering off. */
+export function pciDisableDevice(d: PciDev): void {
+  if (d.enableCnt <= 0) return;
+  if (--d.enableCnt !== 0) return;
+  const cmd = pciReadConfigWord(d, PCI_COMMAND);
+  if (cmd & PCI_COMMAND_MASTER) pciWriteConfigWord(d, PCI_COMMAND, cmd & ~PCI_COMMAND_MASTER);
+  d.isBusmaster = false;
+}
+
+/** __pci_set_master */
+function pciSetMasterBit(d: PciDev, enable: boolean): void {
+  const old = pciReadConfigWord(d, PCI_COMMAND);
+  const cmd = enable ? old | PCI_COMMAND_MASTER : old & ~PCI_COMMAND_MASTER;
+  if (cmd !== old) pciWriteConfigWord(d, PCI_COMMAND, cmd);
+  d.isBusmaster = enable;
+}
+export const pciSetMaster = (d: PciDev): void => pciSetMasterBit(d, true);
+export const pciClearMaster = (d: PciDev): void => pciSetMasterBit(d, false);
 
