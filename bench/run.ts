@@ -1,8 +1,13 @@
-// npm run bench: in-process throughput of the cdev flow and the group flow, side by side with a
-// null syscall (the cheapest call through the same syscall layer) measured in the same run, so
-// the ratios are comparable across machines.
+// npm run bench: in-process throughput of the cdev flow, the group flow, DMA mapping (type1 and
+// iommufd IOAS with 1,000 and 100,000 live mappings) side by side with a null syscall (the
+// cheapest call through the same syscall layer) measured in the same run, so the ratios compare
+// across machines; then the bridge's round trip against its echo floor. Flags: --json,
+// --no-bridge (skip the part that needs cc and spawns processes). BENCH_MS sets ms per row.
 
 import { Host, Process, uapi as U, vfio } from '../src/api/index.js';
+import { benchType1 } from './type1.js';
+import { benchIoas } from './ioas.js';
+import { benchBridge } from './bridge.js';
 
 interface Result {
   name: string;
@@ -71,7 +76,7 @@ function groupFlow(host: Host, p: Process, n: number): () => number {
   };
 }
 
-function main(): void {
+async function main(): Promise<void> {
   const json = process.argv.includes('--json');
   const ms = Number(process.env.BENCH_MS ?? 1500);
   const host = new Host();
@@ -95,16 +100,28 @@ function main(): void {
     };
   })());
   results.push(getInfo);
-  for (const r of results) r.vsNull = nul.opsPerSec / r.opsPerSec;
   if (host.kernel.warnings.length) throw new Error(`kernel warnings during the benchmark: ${JSON.stringify(host.kernel.warnings)}`);
+  for (const r of [...benchType1(ms), ...benchIoas(ms)]) results.push({ name: r.name, ops: 0, seconds: 0, opsPerSec: r.opsPerSec });
+  for (const r of results) r.vsNull = nul.opsPerSec / r.opsPerSec;
+  const bridge = process.argv.includes('--no-bridge') ? [] : await benchBridge(ms).catch((e: Error) => {
+    process.stderr.write(`bench: bridge part skipped: ${e.message.split('\n')[0]}\n`);
+    return [];
+  });
   if (json) {
-    process.stdout.write(JSON.stringify({ node: process.version, results }, null, 1) + '\n');
+    process.stdout.write(JSON.stringify({ node: process.version, results, bridge }, null, 1) + '\n');
     return;
   }
   process.stdout.write(`vfiosim benchmark (node ${process.version}, ${ms} ms per row)\n\n`);
   process.stdout.write('| measurement | ops/s | cost in null syscalls |\n|---|---:|---:|\n');
   for (const r of results)
     process.stdout.write(`| ${r.name} | ${Math.round(r.opsPerSec).toLocaleString('en-US')} | ${r.vsNull!.toFixed(1)} |\n`);
+  if (bridge.length) {
+    process.stdout.write('\n| bridge measurement | value |\n|---|---:|\n');
+    for (const b of bridge) process.stdout.write(`| ${b.name.replace(/^bridge: /, '')} | ${b.value.toFixed(2)} ${b.unit} |\n`);
+  }
 }
 
-main();
+main().catch((e: Error) => {
+  process.stderr.write(`bench: ${e.stack ?? e.message}\n`);
+  process.exitCode = 1;
+});

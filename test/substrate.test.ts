@@ -132,12 +132,15 @@ test('substrate: a VFIO syscall yields its locks, refcounts and the access_grant
   const store = at('atomic_store vfio_device_file(0000:01:00.0)->access_granted write release');
   assert.ok(store > at('mutex_lock dev_set(bus 0000:01)->lock'));
   assert.ok(store < at('mutex_unlock dev_set(bus 0000:01)->lock'));
-  // the ioctl after the bind reads it with load-acquire before anything else of VFIO runs
+  // the ioctl after the bind reads it with load-acquire before anything else of VFIO runs; the
+  // device access that follows reads the driver's state of the open device (READ_ONCE, a visible
+  // op so that the explorer sees an access racing with close_device)
   log.length = 0;
   const info = p.mem.struct(U.vfio_device_info, { argsz: U.vfio_device_info.size });
   assert.equal(p.ioctl(dev, U.VFIO_DEVICE_GET_INFO, info), 0);
   assert.deepEqual(log.filter((s) => !s.includes('f_count')), [
     'atomic_load vfio_device_file(0000:01:00.0)->access_granted read acquire',
+    'atomic_load vfio_device(0000:01:00.0) driver state read once',
   ]);
 });
 

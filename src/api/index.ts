@@ -13,3 +13,4 @@ export { errnoName, errnoByName } from '../kernel/errno.js';
 export * as uapi from '../uapi/index.js';
 export { O_RDONLY, O_WRONLY, O_RDWR, O_CLOEXEC, O_NONBLOCK, S_IFCHR, S_IFMT } from '../kernel/fs/file.js';
 export * as vfio from './vfio.js';
+export * as explorer from '../explore/index.js';

@@ -13,6 +13,7 @@ import {
   sysIoctl, sysLseek, sysMmapFile, sysOpen, sysPread, sysPwrite, sysRead, sysReadlink, sysStat, sysWrite,
 } from '../kernel/syscalls.js';
 import { AddressSpace, PROT_READ, PROT_WRITE } from '../kernel/uaccess.js';
+import { sysFtruncate, sysMemfdCreate } from '../kernel/memfd.js';
 import { Decoded, StructDef, decode, encode } from '../uapi/layout.js';
 import { FileKind, ioctlName } from '../uapi/ioctls.js';
 import type { Host } from '../host/host.js';
@@ -49,12 +50,16 @@ export class UserMem {
     this.mm.protect(addr, size, prot);
   }
   write(addr: number, data: Uint8Array): void {
-    if (!this.mm.write(addr, data)) throw new Error(`write to unmapped user memory at 0x${addr.toString(16)}`);
+    if (!this.mm.write(addr, data)) throw new Error(`${this.fault()} on a write to user memory at 0x${addr.toString(16)}`);
   }
   read(addr: number, len: number): Uint8Array {
     const b = this.mm.read(addr, len);
-    if (!b) throw new Error(`read of unmapped user memory at 0x${addr.toString(16)}`);
+    if (!b) throw new Error(`${this.fault()} on a read of user memory at 0x${addr.toString(16)}`);
     return b;
+  }
+  /** the signal a failed access raised: SIGSEGV (unmapped, protection) or SIGBUS (a driver's mapping) */
+  private fault(): string {
+    return this.mm.lastFault ?? 'SIGSEGV';
   }
   /** Put a struct in fresh memory (size bytes, default sizeof); returns its address. */
   struct(def: StructDef<string>, values: Partial<Decoded>, size = def.size): number {
@@ -354,6 +359,17 @@ export class Process {
     return this.sys('eventfd2', { initval, flags }, body());
   }
 
+  /** memfd_create(2): an fd on a new anonymous shmem file (size 0; see ftruncate). */
+  memfdCreate(name: string, flags = 0): number {
+    return this.sys('memfd_create', { name, flags }, sysMemfdCreate(this.kproc, name, flags));
+  }
+
+  /** ftruncate(2) */
+  ftruncate(fd: number, length: number | bigint): number {
+    const len = BigInt(length);
+    return this.sys('ftruncate', { fd, length: '0x' + len.toString(16) }, sysFtruncate(this.kproc, fd, len));
+  }
+
   /** The eventfd object behind an fd (in process, tests read its counter). */
   eventfdCtx(fd: number): EventfdCtx | null {
     const f = this.kproc.fdt.get(fd);
@@ -372,14 +388,15 @@ export class Process {
     const r = this.sys('mmap', { fd, length, prot, flags, offset: String(offset) }, body());
     if (r < 0) return -1;
     const m = res as unknown as MmapResult;
-    const backing = (m.vma as { backing?: Uint8Array }).backing;
+    // a mapping whose every access is trapped (vm_ops) needs no memory of its own in process
+    const backing = m.vma.backing ?? (m.vma.mmio ? new Uint8Array(m.vma.length) : undefined);
     if (!backing) {
       // the driver accepted the mapping but gave no memory: nothing to map
       this.kernel.warn(`mmap: driver ${m.file.fOp.name} gave no backing memory`);
       this.errno = ENOMEM;
       return -1;
     }
-    const addr = (this.kproc.mm as AddressSpace).mapBacked(backing, prot);
+    const addr = (this.kproc.mm as AddressSpace).mapBacked(backing, prot, m.vma.mmio);
     this.mappings.push({ addr, length: backing.length, file: m.file });
     return addr;
   }

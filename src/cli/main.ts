@@ -9,6 +9,8 @@ import { ScenarioError, parseScenario } from '../scenario/scenario.js';
 import { RunResult, StepResult, runScenario, scenarioHost } from '../scenario/runner.js';
 import { DEMO_SCENARIO } from './demo.js';
 import { narrateStep, stepJson } from './narrate.js';
+import { ExecError, execProgram, serve } from '../bridge/exec.js';
+import { EXPLORE_HELP, exploreMain } from '../explore/cli.js';
 
 const VERSION = '0.1.0';
 
@@ -21,6 +23,9 @@ commands:
   demo            narrate the VFIO lifecycle on the embedded default host
   run FILE        run a scenario file and print what each step did
   host            show a host: PCI functions, IOMMU groups, device sets, device nodes
+  explore FILE    explore the interleavings of a scenario's threads (DPOR) and check invariants
+  exec -- PROG    run a real program against the simulated host (LD_PRELOAD shim + daemon)
+  serve           run the daemon alone, for several programs at once
   help [COMMAND]  show help for a command
 
 Each command takes --help. Exit status: 0 success, 1 a scenario expectation failed,
@@ -56,6 +61,35 @@ functions with their driver, IOMMU group, vfio index, cdev and device set.
   --host FILE   the topology to boot
   --json        machine-readable listing
   --dump        print the embedded default topology (a starting point for your own)`,
+  exec: `usage: vfiosim exec [--host TOPOLOGY] [--socket PATH] [--verbose] -- PROGRAM [ARG...]
+
+Runs an unmodified, dynamically linked PROGRAM with the vfiosim shim preloaded: it sees the
+simulated host's /dev/vfio, /dev/vfio/devices, /dev/iommu and sysfs trees (/sys/bus/pci,
+/sys/kernel/iommu_groups, /sys/class/vfio*, /sys/devices/pci*, ...); every other path and fd
+behaves as without the shim. Its children inherit the shim and the daemon.
+
+If a daemon ("vfiosim serve") listens at the socket, the program uses it; otherwise a daemon
+runs inside this command for the program's lifetime (at --socket PATH if given, else private).
+The shim is built with the machine's cc on first use (npm run build:shim does it ahead).
+
+  --host FILE     the topology to serve (default: the embedded default host)
+  --socket PATH   the daemon's socket (default: $VFIOSIM_SOCKET, then the per-user socket of
+                  "vfiosim serve" if one listens there)
+  --verbose       log every bridged syscall to stderr
+
+Exit status: the program's (128 + N if signal N ended it), 127 if PROGRAM was not found,
+2 for bad usage or an invalid topology.`,
+  explore: EXPLORE_HELP,
+  serve: `usage: vfiosim serve [--host TOPOLOGY] [--socket PATH] [--verbose]
+
+Runs the daemon alone: programs started with "vfiosim exec" (or with VFIOSIM_SOCKET=PATH and
+LD_PRELOAD set to the shim) share one simulated host until SIGINT or SIGTERM.
+The socket is owner-only (mode 0600); the default is $VFIOSIM_SOCKET, else
+$XDG_RUNTIME_DIR/vfiosim.sock, else /tmp/vfiosim-UID/vfiosim.sock.
+
+  --host FILE     the topology to serve (default: the embedded default host)
+  --socket PATH   where to listen
+  --verbose       log every bridged syscall to stderr`,
 };
 
 interface Flags {
@@ -67,6 +101,9 @@ interface Flags {
   host?: string;
   scenario: boolean;
   dump: boolean;
+  socket?: string;
+  /** words after "--" (exec's program and its arguments) */
+  rest: string[];
 }
 
 function parseArgs(argv: string[]): Flags {
@@ -78,10 +115,19 @@ function parseArgs(argv: string[]): Flags {
     help: false,
     scenario: false,
     dump: false,
+    rest: [],
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     switch (a) {
+      case '--':
+        f.rest = argv.slice(i + 1);
+        i = argv.length;
+        break;
+      case '--socket':
+        f.socket = argv[++i];
+        if (!f.socket) throw new UsageError('--socket needs a PATH');
+        break;
       case '--json':
         f.json = true;
         break;
@@ -108,6 +154,7 @@ function parseArgs(argv: string[]): Flags {
         break;
       default:
         if (a.startsWith('--host=')) f.host = a.slice(7);
+        else if (a.startsWith('--socket=')) f.socket = a.slice(9);
         else if (a.startsWith('-') && a !== '-') throw new UsageError(`unknown option ${a}`);
         else f.positional.push(a);
     }
@@ -188,7 +235,50 @@ function cmdHost(f: Flags): number {
   return 0;
 }
 
-export function main(argv: string[]): number {
+function bridgeLog(f: Flags): ((line: string) => void) | undefined {
+  return f.verbose ? (line: string) => process.stderr.write(`vfiosim: ${line}\n`) : undefined;
+}
+
+function cmdExec(f: Flags): Promise<number> {
+  const argv = f.rest.length ? f.rest : f.positional;
+  if (!argv.length) throw new UsageError('exec needs a PROGRAM (vfiosim exec [options] -- PROGRAM [ARG...])');
+  // validate the topology before starting anything
+  const host = f.host ? Host.fromFile(f.host) : null;
+  return execProgram({
+    host: () => host ?? new Host(),
+    ...(host ? { hostName: host.topology.name } : {}),
+    ...(f.socket ? { socketPath: f.socket } : {}),
+    argv,
+    ...(f.verbose ? { log: bridgeLog(f)! } : {}),
+  });
+}
+
+function cmdServe(f: Flags): Promise<number> {
+  if (f.positional.length || f.rest.length) throw new UsageError('serve takes no arguments');
+  const host = f.host ? Host.fromFile(f.host) : new Host();
+  return serve(host, f.socket, bridgeLog(f));
+}
+
+/** Errors of the commands, as messages and exit codes. */
+function reportError(cmd: string, e: unknown): number {
+  if (e instanceof UsageError || e instanceof ScenarioError || e instanceof HostConfigError) {
+    process.stderr.write(`vfiosim ${cmd}: ${e.message}\n`);
+    return 2;
+  }
+  if (e instanceof ExecError) {
+    process.stderr.write(`vfiosim ${cmd}: ${e.message}\n`);
+    return e.code;
+  }
+  if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+    process.stderr.write(`vfiosim ${cmd}: ${(e as Error).message}\n`);
+    return 2;
+  }
+  throw e;
+}
+
+export function main(argv: string[]): number | Promise<number> {
+  // the explorer parses its own options
+  if (argv[0] === 'explore') return exploreMain(argv.slice(1));
   let f: Flags;
   try {
     f = parseArgs(argv.slice(1));
@@ -235,28 +325,26 @@ export function main(argv: string[]): number {
       }
       case 'host':
         return cmdHost(f);
+      case 'exec':
+        return cmdExec(f).catch((e: unknown) => reportError(cmd, e));
+      case 'serve':
+        return cmdServe(f).catch((e: unknown) => reportError(cmd, e));
       default:
         process.stderr.write(`vfiosim: unknown command "${cmd}"\n\n${HELP.main}\n`);
         return 2;
     }
   } catch (e) {
-    if (e instanceof UsageError) {
-      process.stderr.write(`vfiosim ${cmd}: ${e.message}\n`);
-      return 2;
-    }
-    if (e instanceof ScenarioError || e instanceof HostConfigError) {
-      process.stderr.write(`vfiosim ${cmd}: ${e.message}\n`);
-      return 2;
-    }
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-      process.stderr.write(`vfiosim ${cmd}: ${(e as Error).message}\n`);
-      return 2;
-    }
-    throw e;
+    return reportError(cmd, e);
   }
 }
 
 const invoked = process.argv[1] ?? '';
 if (invoked.endsWith('main.js') || invoked.endsWith('vfiosim')) {
-  process.exitCode = main(process.argv.slice(2));
+  const r = main(process.argv.slice(2));
+  if (typeof r === 'number') process.exitCode = r;
+  else
+    void r.then((code) => {
+      process.exitCode = code;
+      // the daemon's handles are closed; nothing else should keep this process alive
+    });
 }

@@ -78,6 +78,8 @@ export interface ProcessOptions {
   caps?: Iterable<string>;
   mm?: UserMemory;
   rlimitNofile?: number;
+  /** a given pid (the bridge: a real process's); default the next free one */
+  pid?: number;
 }
 
 /** Capabilities root has in this model (the ones VFIO and iommufd look at, and DAC ones). */
@@ -105,7 +107,7 @@ export class Process {
     opts: ProcessOptions = {},
   ) {
     const table = procTable(kernel);
-    this.pid = table.nextPid++;
+    this.pid = opts.pid ?? table.nextPid++;
     this.nextTid = this.pid;
     this.comm = opts.name ?? `proc${this.pid}`;
     const uid = opts.uid ?? 0;
@@ -257,7 +259,7 @@ export function inodeOf(n: VNode): Inode {
       rdev: n.type === 'chr' ? (n as VNode & { rdev: { major: number; minor: number } }).rdev : null,
       dev: n.fs.dev,
       nlink: n.type === 'dir' ? 2 : 1,
-      size: n.type === 'attr' ? 4096 : 0,
+      size: n.type === 'attr' ? ((n as VNode & { ops?: { size?: number } }).ops?.size ?? 4096) : 0,
       node: n,
     };
   }

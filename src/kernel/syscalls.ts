@@ -9,11 +9,12 @@ import { chrdevOpen } from './fs/chrdev.js';
 import {
   FMODE_LSEEK, FMODE_PREAD, FMODE_PWRITE, FMODE_READ, FMODE_WRITE, File, FileOperations, Inode, O_ACCMODE,
   O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY, Pos,
-  S_IFMT, S_IFREG, VmArea, fput, getFile, makedev,
+  S_IFMT, S_IFREG, VmArea, fput, makedev,
 } from './fs/file.js';
 import { AttrNode, DirNode, LinkNode, Stat, VNode, dtype, mayOpen } from './fs/vfs.js';
 import { Process, closeFd, inodeOf } from './process.js';
 import { KGen } from './sched.js';
+import { refcountIncNotZero } from './sync.js';
 import { currentMm } from './current.js';
 import { PAGE_SIZE, TASK_SIZE, copyFromUser, copyToUser, getUserS32 } from './uaccess.js';
 
@@ -186,12 +187,26 @@ function dirFops(node: DirNode): FileOperations {
   };
 }
 
+// ---- fget ------------------------------------------------------------------------------------------
+
+/**
+ * fget (fs/file.c: __fget_files): look the fd up and take a reference, atomically with respect to
+ * a concurrent close. A file whose last reference is already gone (get_file_rcu fails: the
+ * refcount is zero) is not taken; the lookup is retried and then finds the fd closed.
+ */
+export function* fdget(p: Process, fd: number): KGen<File | null> {
+  for (;;) {
+    const f = p.fdt.get(fd);
+    if (!f) return null;
+    if (yield* refcountIncNotZero(f.fCount)) return f;
+  }
+}
+
 // ---- ioctl ----------------------------------------------------------------------------------------
 
 export function* sysIoctl(p: Process, fd: number, cmd: number, arg: bigint): KGen<number> {
-  const f = p.fdt.get(fd);
+  const f = yield* fdget(p, fd);
   if (!f) return -EBADF;
-  yield* getFile(f);
   let ret: number;
   cmd = cmd >>> 0;
   switch (cmd) {
@@ -271,9 +286,8 @@ function* vfsWrite(p: Process, f: File, buf: number, count: number, ppos: Pos | 
 }
 
 export function* sysRead(p: Process, fd: number, buf: number, count: number): KGen<number> {
-  const f = p.fdt.get(fd);
+  const f = yield* fdget(p, fd);
   if (!f) return -EBADF;
-  yield* getFile(f);
   const pos: Pos = { pos: f.fPos };
   const ret = yield* vfsRead(p, f, buf, count, pos);
   if (ret >= 0) f.fPos = pos.pos;
@@ -282,9 +296,8 @@ export function* sysRead(p: Process, fd: number, buf: number, count: number): KG
 }
 
 export function* sysWrite(p: Process, fd: number, buf: number, count: number): KGen<number> {
-  const f = p.fdt.get(fd);
+  const f = yield* fdget(p, fd);
   if (!f) return -EBADF;
-  yield* getFile(f);
   const pos: Pos = { pos: f.fFlags & O_APPEND ? BigInt(f.inode.size) : f.fPos };
   const ret = yield* vfsWrite(p, f, buf, count, pos);
   if (ret >= 0) f.fPos = pos.pos;
@@ -294,10 +307,12 @@ export function* sysWrite(p: Process, fd: number, buf: number, count: number): K
 
 export function* sysPread(p: Process, fd: number, buf: number, count: number, off: bigint): KGen<number> {
   if (off < 0n) return -EINVAL;
-  const f = p.fdt.get(fd);
+  const f = yield* fdget(p, fd);
   if (!f) return -EBADF;
-  if (!(f.fMode & FMODE_PREAD)) return -ESPIPE;
-  yield* getFile(f);
+  if (!(f.fMode & FMODE_PREAD)) {
+    yield* fput(f);
+    return -ESPIPE;
+  }
   const ret = yield* vfsRead(p, f, buf, count, { pos: off });
   yield* fput(f);
   return ret;
@@ -305,10 +320,12 @@ export function* sysPread(p: Process, fd: number, buf: number, count: number, of
 
 export function* sysPwrite(p: Process, fd: number, buf: number, count: number, off: bigint): KGen<number> {
   if (off < 0n) return -EINVAL;
-  const f = p.fdt.get(fd);
+  const f = yield* fdget(p, fd);
   if (!f) return -EBADF;
-  if (!(f.fMode & FMODE_PWRITE)) return -ESPIPE;
-  yield* getFile(f);
+  if (!(f.fMode & FMODE_PWRITE)) {
+    yield* fput(f);
+    return -ESPIPE;
+  }
   const ret = yield* vfsWrite(p, f, buf, count, { pos: off });
   yield* fput(f);
   return ret;
@@ -334,8 +351,12 @@ function* dupTo(p: Process, fd: number, minfd: number, cloexec: boolean): KGen<n
   if (minfd < 0 || minfd >= p.fdt.rlimitNofile) return -EINVAL;
   const nfd = p.fdt.alloc(minfd, cloexec);
   if (nfd < 0) return nfd;
-  yield* getFile(f);
-  p.fdt.install(nfd, f);
+  const g = yield* fdget(p, fd);
+  if (!g) {
+    p.fdt.unreserve(nfd);
+    return -EBADF;
+  }
+  p.fdt.install(nfd, g);
   return nfd;
 }
 
@@ -352,9 +373,8 @@ export function* sysDup2(p: Process, oldfd: number, newfd: number): KGen<number>
 
 function* doDup2(p: Process, oldfd: number, newfd: number, cloexec: boolean): KGen<number> {
   if (newfd < 0 || newfd >= p.fdt.rlimitNofile) return -EBADF;
-  const f = p.fdt.get(oldfd);
+  const f = yield* fdget(p, oldfd);
   if (!f) return -EBADF;
-  yield* getFile(f);
   const old = p.fdt.take(newfd);
   if (p.fdt.alloc(newfd, cloexec) !== newfd) throw new Error('dup2: slot not free');
   p.fdt.install(newfd, f);
@@ -510,7 +530,11 @@ export function* sysMmapFile(
     prot,
     shared: type !== MAP_PRIVATE,
   };
-  yield* getFile(f);
+  const g = yield* fdget(p, fd);
+  if (g !== f) {
+    if (g) yield* fput(g);
+    return -EBADF;
+  }
   const ret = yield* f.fOp.mmap(f, vma);
   if (ret < 0) {
     yield* fput(f);

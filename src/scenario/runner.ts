@@ -94,9 +94,13 @@ export class ScenarioRunner {
     });
   }
 
-  /** Run every step; stops at an exception (a model bug), not at a failed expectation. */
+  /**
+   * Run every step; stops at an exception (a model bug), not at a failed expectation. An explorer
+   * scenario's threads run after the steps, one thread after the other (one of the interleavings
+   * `vfiosim explore` explores).
+   */
   runAll(onStep?: (r: StepResult) => void): StepResult[] {
-    for (const step of this.scenario.steps) {
+    for (const step of [...this.scenario.steps, ...(this.scenario.threads ?? []).flatMap((t) => t.steps)]) {
       const r = this.runStep(step);
       onStep?.(r);
     }

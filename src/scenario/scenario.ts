@@ -54,7 +54,45 @@ export interface Scenario {
   /** 'default', a path (relative to the scenario), or an inline topology */
   host: string | Record<string, unknown>;
   processes: ProcessDef[];
+  /** run in order before the threads (the whole scenario for `vfiosim run`) */
   steps: Step[];
+  /** explorer extension: threads whose steps the explorer interleaves (empty for run-only files) */
+  threads: ThreadDef[];
+  /** explorer extension: invariants to check besides the built-in ones */
+  invariants: InvariantsDef;
+  /** explorer extension: the variants (older designs) this scenario is a counterexample for */
+  variants: string[];
+  /** explorer extension: defaults for `vfiosim explore` */
+  explore: ExploreDefaults;
+}
+
+/** A thread of an explorer scenario: a sequence of steps (syscalls of processes, admin events). */
+export interface ThreadDef {
+  name: string;
+  steps: Step[];
+}
+
+/** A user invariant: an expression over the model's state, or a module exporting invariants. */
+export interface InvariantDef {
+  name: string;
+  /** 'step': after every transition; 'end': at the end of every execution */
+  at: 'step' | 'end';
+  expr?: string;
+  /** path of a JavaScript module (compiled TypeScript) exporting `invariants`, relative to the scenario */
+  module?: string;
+}
+
+export interface InvariantsDef {
+  /** built-in invariants not to check */
+  disable: string[];
+  check: InvariantDef[];
+}
+
+export interface ExploreDefaults {
+  /** times each task's timed wait may time out (default 1) */
+  timeouts?: number;
+  /** transitions per execution before it is cut (default 20000) */
+  depth?: number;
 }
 
 /** Operations a process step may use, with their main argument's name. */
@@ -63,6 +101,14 @@ export const PROCESS_OPS = [
   'mmap', 'munmap', 'fstat', 'stat', 'readlink', 'readdir', 'cat', 'echo', 'spawn',
 ] as const;
 export const ADMIN_OPS = ['bind', 'unbind', 'hot_unplug', 'advance', 'wait'] as const;
+/** What a thread step may do (the explorer starts each as one task it can interleave). */
+export const THREAD_PROCESS_OPS = ['open', 'close', 'ioctl', 'read', 'write', 'pread', 'pwrite', 'mmap', 'dup', 'dup2', 'exit', 'exec'] as const;
+export const THREAD_ADMIN_OPS = ['unbind', 'hot_unplug', 'advance'] as const;
+/** The built-in invariants of the explorer (names usable in `invariants.disable`). */
+export const BUILTIN_INVARIANTS = [
+  'open-once', 'close-once', 'access-granted', 'access-while-closed', 'use-after-put', 'kernel-warn', 'one-opener',
+  'group-cdev-exclusion', 'unregister-completes', 'deadlock', 'lock-order', 'task-error', 'expect',
+] as const;
 
 const STEP_KEYS = ['as', 'expect', 'out', 'text', 'note'];
 
@@ -223,9 +269,9 @@ export function parseScenario(text: string, source = '<scenario>'): Scenario {
   }
   const problems: string[] = [];
   if (!isObj(raw)) throw new ScenarioError(['the scenario must be a mapping with "steps"'], source);
+  const TOP = ['description', 'host', 'processes', 'steps', 'threads', 'invariants', 'variant', 'variants', 'explore'];
   for (const k of Object.keys(raw))
-    if (!['description', 'host', 'processes', 'steps', 'threads', 'invariants', 'variant'].includes(k))
-      problems.push(`${k}: unknown field (known: description, host, processes, steps)`);
+    if (!TOP.includes(k)) problems.push(`${k}: unknown field (known: ${TOP.join(', ')})`);
   const host = raw.host === undefined ? 'default' : raw.host;
   if (typeof host !== 'string' && !isObj(host)) problems.push('host: must be "default", a topology file path, or an inline topology');
   const processes: ProcessDef[] = [];
@@ -254,12 +300,26 @@ export function parseScenario(text: string, source = '<scenario>'): Scenario {
   }
   const procNames = new Set(processes.map((p) => p.name));
   const steps: Step[] = [];
-  if (!Array.isArray(raw.steps) || raw.steps.length === 0) problems.push('steps: must be a non-empty list');
+  const hasThreads = raw.threads !== undefined;
+  if (raw.steps === undefined && hasThreads) {
+    // an explorer scenario may have no setup steps
+  } else if (!Array.isArray(raw.steps) || (raw.steps.length === 0 && !hasThreads)) problems.push('steps: must be a non-empty list');
   else
     raw.steps.forEach((s: unknown, i: number) => {
       const st = parseStep(s, i, procNames, problems);
       if (st) steps.push(st);
     });
+  const threads = hasThreads ? parseThreads(raw.threads, procNames, steps, problems) : [];
+  const invariants = parseInvariants(raw.invariants, problems);
+  const variants: string[] = [];
+  for (const key of ['variant', 'variants'] as const) {
+    const v = raw[key];
+    if (v === undefined) continue;
+    const list = typeof v === 'string' ? [v] : v;
+    if (!Array.isArray(list) || list.some((x) => typeof x !== 'string')) problems.push(`${key}: must be a variant name or a list of them`);
+    else variants.push(...(list as string[]));
+  }
+  const explore = parseExploreDefaults(raw.explore, problems);
   if (problems.length) throw new ScenarioError(problems, source);
   return {
     source,
@@ -267,5 +327,149 @@ export function parseScenario(text: string, source = '<scenario>'): Scenario {
     host: host as Scenario['host'],
     processes,
     steps,
+    threads,
+    invariants,
+    variants,
+    explore,
   };
+}
+
+// ---- explorer extensions ------------------------------------------------------------------------
+
+/** `$name` and `$name.field` references, and fd names, a step uses. */
+function namesUsed(step: Step): string[] {
+  const out: string[] = [];
+  const visit = (v: unknown, fdField: boolean): void => {
+    if (typeof v === 'string') {
+      if (v.startsWith('$')) out.push(v.slice(1).split('.')[0]!);
+      else if (fdField && /^[A-Za-z_][\w-]*$/.test(v)) out.push(v);
+    } else if (Array.isArray(v)) v.forEach((x) => visit(x, fdField));
+    else if (isObj(v)) for (const [k, x] of Object.entries(v)) visit(x, k === 'fd' || k === 'old');
+  };
+  const a = step.args;
+  const fdOps = ['close', 'dup', 'dup2', 'read', 'write', 'pread', 'pwrite', 'mmap', 'fstat'];
+  for (const [k, v] of Object.entries(a)) visit(v, k === 'fd' || k === 'old' || (k === 'main' && fdOps.includes(step.op)));
+  return out;
+}
+
+function parseThreads(raw: unknown, procs: Set<string>, setup: Step[], problems: string[]): ThreadDef[] {
+  if (!isObj(raw) || Object.keys(raw).length === 0) {
+    problems.push('threads: must be a mapping of thread name -> list of steps');
+    return [];
+  }
+  const setupNames = new Set(setup.map((s) => s.as).filter((x): x is string => x !== null));
+  const defined = new Map<string, string>();
+  const threads: ThreadDef[] = [];
+  for (const [name, list] of Object.entries(raw)) {
+    const at = `threads.${name}`;
+    if (!/^[A-Za-z_][\w-]*$/.test(name)) problems.push(`${at}: a thread name is a word (letters, digits, - and _)`);
+    if (!Array.isArray(list) || list.length === 0) {
+      problems.push(`${at}: must be a non-empty list of steps`);
+      continue;
+    }
+    const steps: Step[] = [];
+    list.forEach((s: unknown, i: number) => {
+      const sub: string[] = [];
+      const st = parseStep(s, i, procs, sub);
+      for (const p of sub) problems.push(`${at}${p.replace(/^steps/, '')}`);
+      if (!st) return;
+      const where = `${at}[${i}]`;
+      if (st.actor === 'say') return;
+      const allowed: readonly string[] = st.actor === 'admin' ? THREAD_ADMIN_OPS : THREAD_PROCESS_OPS;
+      if (!allowed.includes(st.op)) {
+        problems.push(`${where}: "${st.op}" cannot be a thread step (threads may use ${allowed.join(', ')}; do it in steps:)`);
+        return;
+      }
+      if (st.expectOut || st.expectText !== null) problems.push(`${where}: "out" and "text" are not checked in threads (use expect)`);
+      steps.push(st);
+    });
+    // a thread may use names from steps: and from its own earlier steps, never another thread's
+    const mine = new Set<string>();
+    for (const st of steps) {
+      for (const n of namesUsed(st)) {
+        if (mine.has(n) || setupNames.has(n)) continue;
+        const owner = defined.get(n);
+        problems.push(
+          owner
+            ? `${at}[${st.index - 1}]: uses "${n}", defined by thread ${owner}; a thread may use names from steps: and from its own earlier steps`
+            : `${at}[${st.index - 1}]: uses "${n}", which no earlier step defines (with "as: ${n}")`,
+        );
+      }
+      if (st.as) {
+        mine.add(st.as);
+        if (!defined.has(st.as)) defined.set(st.as, name);
+      }
+    }
+    threads.push({ name, steps });
+  }
+  return threads;
+}
+
+function parseInvariants(raw: unknown, problems: string[]): InvariantsDef {
+  const out: InvariantsDef = { disable: [], check: [] };
+  if (raw === undefined) return out;
+  if (!isObj(raw)) {
+    problems.push('invariants: must be a mapping with "disable" (built-in names) and/or "check" (a list)');
+    return out;
+  }
+  for (const k of Object.keys(raw)) if (k !== 'disable' && k !== 'check') problems.push(`invariants.${k}: unknown field (disable, check)`);
+  if (raw.disable !== undefined) {
+    if (!Array.isArray(raw.disable)) problems.push('invariants.disable: must be a list of built-in invariant names');
+    else
+      for (const n of raw.disable) {
+        if (!(BUILTIN_INVARIANTS as readonly string[]).includes(String(n)))
+          problems.push(`invariants.disable: "${n}" is not a built-in invariant (${BUILTIN_INVARIANTS.join(', ')})`);
+        else out.disable.push(String(n));
+      }
+  }
+  if (raw.check !== undefined) {
+    if (!Array.isArray(raw.check)) problems.push('invariants.check: must be a list of { name, expr, at } or { module }');
+    else
+      raw.check.forEach((c: unknown, i: number) => {
+        const at = `invariants.check[${i}]`;
+        if (!isObj(c)) {
+          problems.push(`${at}: must be a mapping { name, expr, at } or { module }`);
+          return;
+        }
+        for (const k of Object.keys(c)) if (!['name', 'expr', 'module', 'at'].includes(k)) problems.push(`${at}.${k}: unknown field (name, expr, module, at)`);
+        const when = c.at === undefined ? 'step' : c.at;
+        if (when !== 'step' && when !== 'end') problems.push(`${at}.at: must be "step" or "end"`);
+        if ((c.expr === undefined) === (c.module === undefined)) problems.push(`${at}: needs exactly one of expr, module`);
+        if (c.expr !== undefined && typeof c.expr !== 'string') problems.push(`${at}.expr: must be a string (a JavaScript expression)`);
+        if (c.module !== undefined && typeof c.module !== 'string') problems.push(`${at}.module: must be a path`);
+        if (typeof c.expr === 'string') {
+          try {
+            new Function(`return (${c.expr});`);
+          } catch (e) {
+            problems.push(`${at}.expr: not a valid expression: ${(e as Error).message}`);
+          }
+        }
+        const name = typeof c.name === 'string' ? c.name : typeof c.expr === 'string' ? c.expr : String(c.module);
+        out.check.push({
+          name,
+          at: when === 'end' ? 'end' : 'step',
+          ...(typeof c.expr === 'string' ? { expr: c.expr } : {}),
+          ...(typeof c.module === 'string' ? { module: c.module } : {}),
+        });
+      });
+  }
+  return out;
+}
+
+function parseExploreDefaults(raw: unknown, problems: string[]): ExploreDefaults {
+  const out: ExploreDefaults = {};
+  if (raw === undefined) return out;
+  if (!isObj(raw)) {
+    problems.push('explore: must be a mapping { timeouts, depth }');
+    return out;
+  }
+  for (const [k, v] of Object.entries(raw)) {
+    if (k !== 'timeouts' && k !== 'depth') {
+      problems.push(`explore.${k}: unknown field (timeouts, depth)`);
+      continue;
+    }
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) problems.push(`explore.${k}: must be a non-negative integer`);
+    else out[k] = v;
+  }
+  return out;
 }

@@ -5,13 +5,15 @@
 import { EBADF, EBADFD, EBUSY, EFAULT, EINVAL, ENODEV, ENOTTY, EPERM } from '../kernel/errno.js';
 import { capable, currentMm, currentProcess } from '../kernel/current.js';
 import { DeviceClass, cdevDeviceAdd, cdevDeviceDel } from '../kernel/device.js';
-import { File, FileOperations, FMODE_PREAD, FMODE_PWRITE, Inode, O_RDWR, fput, getFile } from '../kernel/fs/file.js';
+import { File, FileOperations, FMODE_PREAD, FMODE_PWRITE, Inode, O_RDWR, fput } from '../kernel/fs/file.js';
+import { fdget } from '../kernel/syscalls.js';
 import { Ida } from '../kernel/ida.js';
 import { Kernel } from '../kernel/kernel.js';
 import { kfn } from '../kernel/override.js';
 import { KGen } from '../kernel/sched.js';
 import {
-  Mutex, krefGet, krefPut, lockdepAssertHeld, mutexLock, mutexUnlock, refcountDecAndTest, refcountDecNotOne, refcountInc,
+  Mutex, krefPut, lockdepAssertHeld, mutexLock, mutexUnlock, refcountDecAndTest, refcountDecNotOne, refcountInc,
+  refcountIncNotZero,
   refcountRead, smpStoreRelease, Kref,
 } from '../kernel/sync.js';
 import { copyFromUser, copyToUser, getUserS32, strndupUser, uptr, PAGE_SIZE } from '../kernel/uaccess.js';
@@ -125,9 +127,8 @@ export const vfioGroupIoctlSetContainer = kfn(
     const r = getUserS32(currentMm(), arg);
     if (!r.ok) return -EFAULT;
     const proc = currentProcess();
-    const f = r.v >= 0 ? proc?.fdt.get(r.v) : undefined;
+    const f = r.v >= 0 && proc ? yield* fdget(proc, r.v) : null;
     if (!f) return -EBADF;
-    yield* getFile(f);
     let ret: number;
     yield* mutexLock(group.groupLock);
     out: {
@@ -412,8 +413,9 @@ function vfioCreateGroup(k: Kernel, iommuGroup: IommuGroup, type: VfioGroupType)
     count: 1,
     fops: vfioGroupFops,
     owner: group,
-    *get(): KGen<void> {
-      yield* krefGet(groupKref(group));
+    *get(): KGen<boolean> {
+      // kobject_get_unless_zero: an open racing with the release finds nothing to pin
+      return yield* refcountIncNotZero(groupKref(group));
     },
     *put(): KGen<void> {
       yield* putGroupDevice(k, group);

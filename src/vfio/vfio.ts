@@ -100,6 +100,12 @@ export class VfioDevice extends KObject {
   drv: unknown = null;
   registered = false;
   released = false;
+  /**
+   * The driver's state of an open device: set when open_device has run (first open), cleared
+   * before close_device tears it down (last close). Device accesses read it with READ_ONCE, a
+   * visible operation, so that the explorer sees an access racing with a teardown.
+   */
+  readonly openState: Atomic<boolean>;
 
   constructor(kernel: Kernel, dev: VfioParentDevice, ops: VfioDeviceOps, inodeId: number) {
     super(`vfio_device(${dev.name})`);
@@ -110,6 +116,7 @@ export class VfioDevice extends KObject {
     this.refcount = new Refcount(`vfio_device(${dev.name})->refcount`, 0);
     this.comp = new Completion(`vfio_device(${dev.name})->comp`);
     this.kref = new Kref(`vfio_device(${dev.name})->device.kobj`, 1);
+    this.openState = new Atomic<boolean>(`vfio_device(${dev.name}) driver state`, false);
   }
 }
 

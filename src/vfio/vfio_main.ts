@@ -12,8 +12,8 @@ import { Kernel } from '../kernel/kernel.js';
 import { kfn } from '../kernel/override.js';
 import { KGen } from '../kernel/sched.js';
 import {
-  SpinLock, krefGet, krefPut, lockdepAssertHeld, mutexLock, mutexUnlock, refcountDecAndTest, refcountIncNotZero,
-  smpLoadAcquire, spinLock, spinUnlock, tryWaitForCompletion, waitForCompletionTimeout, complete,
+  SpinLock, krefPut, lockdepAssertHeld, mutexLock, mutexUnlock, readOnce, refcountDecAndTest, refcountIncNotZero,
+  smpLoadAcquire, spinLock, spinUnlock, tryWaitForCompletion, waitForCompletionTimeout, complete, writeOnce,
 } from '../kernel/sync.js';
 import { copyFromUser, copyToUser, uptr } from '../kernel/uaccess.js';
 import { StructBuf, offsetofend } from '../uapi/layout.js';
@@ -181,8 +181,9 @@ function deviceCdev(device: VfioDevice): Cdev {
     count: 1,
     fops: vfioDeviceFops,
     owner: device,
-    *get(): KGen<void> {
-      yield* krefGet(device.kref);
+    *get(): KGen<boolean> {
+      // kobject_get_unless_zero: an open racing with the release finds nothing to pin
+      return yield* refcountIncNotZero(device.kref);
     },
     *put(): KGen<void> {
       yield* vfioPutDevice(device);
@@ -322,6 +323,7 @@ export const vfioDfDeviceFirstOpen = kfn(
       }
       device.kernel.event('open_device', { device: device.dev.name, dev_set: device.devSet?.label });
     }
+    yield* writeOnce(device.openState, true);
     return 0;
   },
 );
@@ -332,6 +334,7 @@ export const vfioDfDeviceLastClose = kfn(
   function* (df: VfioDeviceFile): KGen<void> {
     const device = df.device;
     lockdepAssertHeld(device.devSet!.lock);
+    yield* writeOnce(device.openState, false);
     if (device.ops.closeDevice) {
       device.kernel.event('close_device', { device: device.dev.name, dev_set: device.devSet?.label });
       yield* device.ops.closeDevice(device);
@@ -427,6 +430,7 @@ export const vfioDeviceFopsUnlIoctl = kfn(
       if (cmd === U.VFIO_DEVICE_ATTACH_IOMMUFD_PT) return yield* vfioDfIoctlAttachPt(df, p);
       if (cmd === U.VFIO_DEVICE_DETACH_IOMMUFD_PT) return yield* vfioDfIoctlDetachPt(df, p);
     }
+    yield* readOnce(device.openState);
     vfioNoteDeviceAccess(df, 'ioctl');
     switch (cmd) {
       case U.VFIO_DEVICE_FEATURE:
@@ -444,6 +448,7 @@ function* vfioDeviceFopsRead(file: File, buf: number, count: number, pos: Pos): 
   const df = file.privateData as VfioDeviceFile;
   if (!(yield* smpLoadAcquire(df.accessGranted))) return -EINVAL;
   if (!df.device.ops.read) return -EINVAL;
+  yield* readOnce(df.device.openState);
   vfioNoteDeviceAccess(df, 'read');
   return yield* df.device.ops.read(df.device, buf, count, pos);
 }
@@ -452,6 +457,7 @@ function* vfioDeviceFopsWrite(file: File, buf: number, count: number, pos: Pos):
   const df = file.privateData as VfioDeviceFile;
   if (!(yield* smpLoadAcquire(df.accessGranted))) return -EINVAL;
   if (!df.device.ops.write) return -EINVAL;
+  yield* readOnce(df.device.openState);
   vfioNoteDeviceAccess(df, 'write');
   return yield* df.device.ops.write(df.device, buf, count, pos);
 }
@@ -460,6 +466,7 @@ function* vfioDeviceFopsMmap(file: File, vma: VmArea): KGen<number> {
   const df = file.privateData as VfioDeviceFile;
   if (!(yield* smpLoadAcquire(df.accessGranted))) return -EINVAL;
   if (!df.device.ops.mmap) return -EINVAL;
+  yield* readOnce(df.device.openState);
   vfioNoteDeviceAccess(df, 'mmap');
   return yield* df.device.ops.mmap(df.device, vma);
 }
@@ -499,7 +506,7 @@ export function vfioCheckFeature(flags: number, argsz: number, supportedOps: num
 }
 
 /** vfio_ioctl_device_feature */
-function* vfioIoctlDeviceFeature(device: VfioDevice, arg: number): KGen<number> {
+export function* vfioIoctlDeviceFeature(device: VfioDevice, arg: number): KGen<number> {
   const S = U.vfio_device_feature;
   const minsz = offsetofend(S, 'flags');
   const b = copyFromUser(currentMm(), arg, minsz);
@@ -577,7 +584,7 @@ export class VfioInfoCap {
 }
 
 /** vfio_get_region_info */
-function* vfioGetRegionInfo(device: VfioDevice, arg: number): KGen<number> {
+export function* vfioGetRegionInfo(device: VfioDevice, arg: number): KGen<number> {
   const S = U.vfio_region_info;
   const minsz = offsetofend(S, 'offset');
   if (!device.ops.getRegionInfoCaps) return -EINVAL;

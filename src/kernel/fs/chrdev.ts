@@ -10,8 +10,11 @@ export interface Cdev {
   count: number;
   fops: FileOperations;
   owner: unknown;
-  /** cdev_get/cdev_put: an open file pins the object that contains the cdev */
-  get?(): KGen<void>;
+  /**
+   * cdev_get/cdev_put: an open file pins the object that contains the cdev. cdev_get is
+   * kobject_get_unless_zero: false when the object is already going away (the open is ENXIO).
+   */
+  get?(): KGen<void | boolean>;
   put?(): KGen<void>;
 }
 
@@ -87,8 +90,8 @@ export class Chrdevs {
 export function* chrdevOpen(chrdevs: Chrdevs, inode: Inode, file: File): KGen<number> {
   const c = inode.rdev ? chrdevs.lookup(inode.rdev) : undefined;
   if (!c) return -ENXIO;
+  if (c.get && (yield* c.get()) === false) return -ENXIO;
   inode.cdev = c;
-  if (c.get) yield* c.get();
   file.fOp = c.fops;
   file.cdev = c;
   if (c.fops.open) {

@@ -75,6 +75,19 @@ export interface VmArea {
   pgoff: number;
   prot: number;
   shared: boolean;
+  /** set by ->mmap: the memory the mapping shows (from allocDeviceMemory to be shareable) */
+  backing?: Uint8Array;
+  /** set by ->mmap: the mapping's vm_operations for user accesses (trapped MMIO) */
+  mmio?: MmioOps;
+}
+
+/**
+ * User loads and stores through a driver's mapping (its vm_ops): `off` is the offset in the
+ * mapping; a read fills `data`, a write consumes it; false is a fault (SIGBUS). In process every
+ * access to such a mapping goes here; the bridge maps the backing memory directly instead.
+ */
+export interface MmioOps {
+  access(off: number, data: Uint8Array, write: boolean): boolean;
 }
 
 /** file position argument of read/write: pos is updated by the callee. */

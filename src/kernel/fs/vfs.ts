@@ -94,6 +94,8 @@ export interface AttrOps {
   show?: () => string | Uint8Array | number;
   /** returns bytes consumed or a negative errno; may block (e.g. driver unbind) */
   store?: (data: string) => KGen<number>;
+  /** st_size (a binary attribute's size; 4096 for ordinary attributes) */
+  size?: number;
 }
 
 export class AttrNode extends VNode {
