@@ -55,8 +55,12 @@ export interface SelftestResult {
 /** The folder with the built selftests ($VFIO_SELFTESTS_DIR, else built and cached by shared/). */
 export function selftestDir(): string {
   if (process.env.VFIO_SELFTESTS_DIR) return process.env.VFIO_SELFTESTS_DIR;
-  const script = resolve(PACKAGE_ROOT, '..', 'shared', 'tools', 'build-vfio-selftests.sh');
-  if (!existsSync(script)) throw new Error(`no $VFIO_SELFTESTS_DIR and no ${script} to build the selftests`);
+  // the shared tree: $VFIOSIM_SHARED, else next to the checkout, else the machine's /work/shared
+  const candidates = [process.env.VFIOSIM_SHARED, resolve(PACKAGE_ROOT, '..', 'shared'), '/work/shared']
+    .filter((x): x is string => !!x)
+    .map((d) => resolve(d, 'tools', 'build-vfio-selftests.sh'));
+  const script = candidates.find((f) => existsSync(f));
+  if (!script) throw new Error(`no $VFIO_SELFTESTS_DIR and none of ${candidates.join(', ')} to build the selftests`);
   return execFileSync('bash', [script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
 }
 
