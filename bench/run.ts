@@ -2,12 +2,14 @@
 // iommufd IOAS with 1,000 and 100,000 live mappings) side by side with a null syscall (the
 // cheapest call through the same syscall layer) measured in the same run, so the ratios compare
 // across machines; then the bridge's round trip against its echo floor. Flags: --json,
-// --no-bridge (skip the part that needs cc and spawns processes). BENCH_MS sets ms per row.
+// --no-bridge (skip the part that needs cc and spawns processes), --no-explore. BENCH_MS sets ms per row.
 
 import { Host, Process, uapi as U, vfio } from '../src/api/index.js';
 import { benchType1 } from './type1.js';
 import { benchIoas } from './ioas.js';
 import { benchBridge } from './bridge.js';
+import { benchVfioPciRw } from './vfio_pci_rw.js';
+import { benchExplore } from './explore.js';
 
 interface Result {
   name: string;
@@ -101,14 +103,15 @@ async function main(): Promise<void> {
   })());
   results.push(getInfo);
   if (host.kernel.warnings.length) throw new Error(`kernel warnings during the benchmark: ${JSON.stringify(host.kernel.warnings)}`);
-  for (const r of [...benchType1(ms), ...benchIoas(ms)]) results.push({ name: r.name, ops: 0, seconds: 0, opsPerSec: r.opsPerSec });
+  for (const r of [...benchType1(ms), ...benchIoas(ms), ...benchVfioPciRw(ms).filter((r) => !r.name.startsWith('null'))]) results.push({ name: r.name, ops: 0, seconds: 0, opsPerSec: r.opsPerSec });
   for (const r of results) r.vsNull = nul.opsPerSec / r.opsPerSec;
   const bridge = process.argv.includes('--no-bridge') ? [] : await benchBridge(ms).catch((e: Error) => {
     process.stderr.write(`bench: bridge part skipped: ${e.message.split('\n')[0]}\n`);
     return [];
   });
+  const explore = process.argv.includes('--no-explore') ? [] : benchExplore();
   if (json) {
-    process.stdout.write(JSON.stringify({ node: process.version, results, bridge }, null, 1) + '\n');
+    process.stdout.write(JSON.stringify({ node: process.version, results, bridge, explore }, null, 1) + '\n');
     return;
   }
   process.stdout.write(`vfiosim benchmark (node ${process.version}, ${ms} ms per row)\n\n`);
@@ -118,6 +121,10 @@ async function main(): Promise<void> {
   if (bridge.length) {
     process.stdout.write('\n| bridge measurement | value |\n|---|---:|\n');
     for (const b of bridge) process.stdout.write(`| ${b.name.replace(/^bridge: /, '')} | ${b.value.toFixed(2)} ${b.unit} |\n`);
+  }
+  if (explore.length) {
+    process.stdout.write('\n| explorer measurement | value |\n|---|---:|\n');
+    for (const b of explore) process.stdout.write(`| ${b.name} | ${b.value.toFixed(2)} ${b.unit} |\n`);
   }
 }
 
