@@ -191,8 +191,25 @@ export class PciConfigSpace {
 
   /** bring every register back to its power-on value */
   powerOnReset(): void {
-    for (let i = 0; i < this.size; i++) if (!this.storage[i]) this.data[i] = this.init[i]!;
+    // whole runs of non-storage bytes at a time: a reset happens at every open and close
+    if (!this.resetRuns) {
+      this.resetRuns = [];
+      for (let i = 0; i < this.size; ) {
+        if (this.storage[i]) {
+          i++;
+          continue;
+        }
+        let j = i;
+        while (j < this.size && !this.storage[j]) j++;
+        this.resetRuns.push(i, j);
+        i = j;
+      }
+    }
+    const r = this.resetRuns;
+    for (let k = 0; k < r.length; k += 2) this.data.set(this.init.subarray(r[k]!, r[k + 1]!), r[k]!);
   }
+  /** [start, end) pairs of the bytes a reset restores (storage is fixed once the space is built) */
+  private resetRuns: number[] | null = null;
 
   private effects(where: number, size: number, value: number, old: number): void {
     const hits = (reg: number, len: number) => where < reg + len && reg < where + size;
