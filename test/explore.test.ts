@@ -5,16 +5,21 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { SpawnSyncReturns, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ScenarioError } from '../src/scenario/scenario.js';
 import { explore, replayScheduleText } from '../src/explore/explore.js';
+import type { ExploreResult } from '../src/explore/explore.js';
 import { VARIANTS } from '../src/explore/variants.js';
 import { counterexampleC, formatCounterexample, parseSchedule, scheduleText } from '../src/explore/counterexample.js';
 import { prepareScenario } from '../src/explore/execution.js';
-import { ROOT, abba, example, scenario, traces } from './explore_helpers.js';
+import { EXAMPLES, ROOT, abba, cli, example, scenario, traces, uapiHeaders } from './explore_helpers.js';
+import { counterexampleProgram, exploreFile, replayFile, ExploreUsageError } from '../src/explore/api.js';
+import { matchesPrediction, parseProgramOutput, predictLinux } from '../src/explore/predict.js';
+import type { Progress } from '../src/explore/engine.js';
+import * as api from '../src/api/index.js';
 
 // ---- variants: found by DPOR, and Linux 7.2 verified on the same scenario ---------------------------
 
@@ -29,7 +34,9 @@ for (const v of VARIANTS) {
     assert.ok(cx.steps.length > 0 && cx.steps.length <= cx.foundLength);
     // the counterexample replays to the same violation
     const rr = replayScheduleText(sc, cx.schedule, { variant: v.name });
-    assert.ok(rr.violations.some((x) => x.kind === cx.violation.kind), `${v.name}: the replay of ${cx.schedule} does not show ${cx.violation.kind}`);
+    assert.deepEqual(rr.violations, cx.violations, `${v.name}: the replay of ${cx.schedule} differs`);
+    assert.ok(rr.violations.some((x) => x.kind === cx.violation.kind && x.message === cx.violation.message));
+    assert.deepEqual(rr.steps, cx.steps);
     const good = explore(sc, {});
     assert.equal(good.verdict, 'verified', `Linux 7.2: ${good.counterexamples.map((c) => c.violation.message).join('; ')}`);
     assert.equal(good.stats.complete, true);
@@ -304,41 +311,212 @@ test('explore: the counterexample prints readably and exports as JSON and C', ()
   const c = counterexampleC(prepareScenario(sc), cx);
   assert.match(c, /pthread_create/);
   assert.match(c, /ioctl\(v_group, VFIO_GROUP_GET_DEVICE_FD, "0000:01:00\.0"\)/);
-  // it compiles against the 7.2 uapi headers where a compiler and the headers are at hand
-  const hdr = join(homedir(), '.cache', 'vfio-oracle', 'uapi-7.2');
-  const cc = spawnSync('cc', ['--version']);
-  if (cc.status === 0 && existsSync(join(hdr, 'linux', 'vfio.h'))) {
-    const dir = mkdtempSync(join(tmpdir(), 'vfiosim-cx-'));
-    writeFileSync(join(dir, 'repro.c'), c);
-    execFileSync('cc', ['-O2', '-Wall', '-Werror', '-pthread', '-I', hdr, '-o', join(dir, 'repro'), join(dir, 'repro.c')]);
+  // shortened to a's GET_DEVICE_FD and b's: the second open of the device while the first file is open
+  assert.equal(cx.schedule, 'a*15,b*10');
+  assert.match(text, /schedule of 25 transition\(s\) \(shortened from 32: the violation's causal past, without the calls it does not need\)/);
+  assert.match(c, /report\("c2", "b", "ioctl\(group, VFIO_GROUP_GET_DEVICE_FD\)", ret\);/);
+});
+
+// ---- the C export on Linux 7.2 ------------------------------------------------------------------------
+
+test('explore: the C export predicts what Linux 7.2 prints, for every interleaving the program allows', async () => {
+  // two-device-files: the program issues b's GET_DEVICE_FD right after a's close(d1); on 7.2 it
+  // gets fd 5 if the close entered the kernel first (issue order), 6 if not
+  // (the schedule a*21,b*10 of per-file-open: a's three calls, b's GET_DEVICE_FD started after a's
+  // close(d1) started, while it was still running)
+  const sc = example('two-device-files.yaml');
+  const cx = explore(sc, { variant: 'per-file-open' }).counterexamples[0]!;
+  const rr = replayScheduleText(sc, 'a*21,b*10', { variant: 'per-file-open' });
+  assert.deepEqual(rr.violations.map((v) => v.kind), ['open-once']);
+  const calls = [
+    { thread: 'a', step: 0, start: 0, end: 14 },
+    { thread: 'a', step: 1, start: 15, end: 19 },
+    { thread: 'a', step: 2, start: 20, end: null },
+    { thread: 'b', step: 0, start: 21, end: null },
+  ];
+  const p = predictLinux(prepareScenario(sc), { ...cx, calls }, { timeouts: 1, depth: 20000 });
+  assert.equal(p.complete, true);
+  assert.deepEqual(
+    p.outcomes.map((o) => [o.issueOrder, o.lines.map((l) => `${l.id} ${l.result}`).join(', ')]),
+    [
+      [true, 's1 = 3, s2 = 4, s3 = 0, s4 = 0, c1 = 5, c2 = 0, c3 = 0, c4 = 5'],
+      [false, 's1 = 3, s2 = 4, s3 = 0, s4 = 0, c1 = 5, c2 = 0, c3 = 0, c4 = 6'],
+    ],
+  );
+  // the program's output is compared by call id and result
+  const out = parseProgramOutput('c1   a  ioctl(group, VFIO_GROUP_GET_DEVICE_FD) = 5\nnoise\ns1   qemu open("/dev/vfio/vfio") = -1 ENOENT\n');
+  assert.deepEqual([...out], [['c1', '= 5'], ['s1', '= -1 ENOENT']]);
+  assert.equal(matchesPrediction(p, out), null);
+  const prog = await counterexampleProgram(sc, { ...cx, calls });
+  assert.match(prog.source, /prints one of these 2 outcomes:\n \* {3}outcome 1 \(possible with the calls entering the kernel in the order they are issued\):/);
+  assert.match(prog.source, / \* {5}c4 {3}b {10}ioctl\(group, VFIO_GROUP_GET_DEVICE_FD, 0000:01:00\.0\) = 6/);
+});
+
+test('explore: each variant\'s C counterexample compiles against the 7.2 uapi headers (-Werror)', async (t) => {
+  const hdr = uapiHeaders();
+  if (spawnSync('cc', ['--version']).status !== 0 || !hdr) {
+    t.skip('no C compiler or no Linux 7.2 uapi headers');
+    return;
   }
+  const dir = mkdtempSync(join(tmpdir(), 'vfiosim-cx-'));
+  for (const v of VARIANTS) {
+    const sc = example(v.scenario!.replace('examples/explore/', ''));
+    const cx = explore(sc, { variant: v.name }).counterexamples[0]!;
+    const { source } = await counterexampleProgram(sc, cx);
+    writeFileSync(join(dir, `${v.name}.c`), source);
+    const built: SpawnSyncReturns<string> = spawnSync('cc', ['-O2', '-Wall', '-Wextra', '-Werror', '-pthread', '-I', hdr, '-o', join(dir, v.name), join(dir, `${v.name}.c`)], { encoding: 'utf8' });
+    assert.equal(built.status, 0, `${v.name}: ${built.stderr}`);
+  }
+});
+
+test('explore: on the real 7.2 kernel each counterexample program prints an outcome the explorer predicts (oracle fixture)', async () => {
+  // test/fixtures/oracle-explore-counterexamples.out: tools/oracle/explore-counterexamples.sh ran
+  // the C export of each variant's counterexample on the oracle (Linux 7.2, QEMU, vfio-pci)
+  const fixture = readFileSync(join(ROOT, 'test', 'fixtures', 'oracle-explore-counterexamples.out'), 'utf8');
+  const blocks = new Map<string, { schedule: string; text: string }>();
+  for (const b of fixture.split(/^== /m).filter(Boolean)) {
+    const [head, ...rest] = b.split('\n');
+    const [name, schedule] = head!.split(' ');
+    blocks.set(name!, { schedule: schedule!, text: rest.join('\n') });
+  }
+  assert.deepEqual([...blocks.keys()].sort(), VARIANTS.map((v) => v.name).sort());
+  for (const v of VARIANTS) {
+    const sc = example(v.scenario!.replace('examples/explore/', ''));
+    const cx = explore(sc, { variant: v.name }).counterexamples[0]!;
+    const b = blocks.get(v.name)!;
+    assert.equal(cx.schedule, b.schedule, `${v.name}: the counterexample changed; rerun tools/oracle/explore-counterexamples.sh`);
+    const p = predictLinux(prepareScenario(sc), cx, { timeouts: 1, depth: 20000 });
+    const out = parseProgramOutput(b.text);
+    assert.equal(out.size, cx.calls.length + sc.steps.length, `${v.name}: one line per setup step and call`);
+    const m = matchesPrediction(p, out);
+    assert.ok(m, `${v.name}: the oracle printed\n${b.text}\nnot one of the predicted outcomes`);
+  }
+  // what the real kernel said, for the record: 7.2 refuses the unbind (seed 000) and an ioctl
+  // before the bind (seed 002)
+  assert.match(blocks.get('bound-unbound')!.text, /^c2 +unbinder +ioctl\(dev, VFIO_DEVICE_BIND_IOMMUFD\) += -1 EINVAL$/m);
+  assert.match(blocks.get('atomic-opened')!.text, /^c1 +user +ioctl\(dev, VFIO_DEVICE_GET_INFO\) += -1 EINVAL$/m);
+});
+
+// ---- the driver state of an open device (VfioDevice.openState) -------------------------------------
+
+test('explore: device accesses read the open device\'s driver state, first open and last close write it (as the substrate test says)', () => {
+  const sc = scenario(`processes: { p: {} }
+steps:
+  - p: open /dev/vfio/devices/vfio0 as dev
+  - p: open /dev/iommu as iommufd
+threads:
+  a:
+    - { p: { ioctl: VFIO_DEVICE_BIND_IOMMUFD, fd: dev, arg: { iommufd: $iommufd } }, expect: 0 }
+    - { p: { ioctl: VFIO_DEVICE_GET_INFO, fd: dev, arg: {} }, expect: 0 }
+    - { p: { pread: dev, count: 4, offset: 0x70000000000 }, expect: 4 }
+    - { p: close dev, expect: 0 }`);
+  const rr = replayScheduleText(sc, `a*${countTransitions(sc)}`, {});
+  const state = 'vfio_device(0000:01:00.0) driver state';
+  const ops = rr.steps.filter((s) => s.op.includes(state)).map((s) => `${s.op} ${s.footprint.map((f) => `${f.access} ${f.object}`).join(', ')} [${s.call.split('(')[0]}]`);
+  assert.deepEqual(ops, [
+    `WRITE_ONCE(${state}) w ${state} [ioctl]`,
+    `READ_ONCE(${state}) r ${state} [ioctl]`,
+    `READ_ONCE(${state}) r ${state} [pread]`,
+    `WRITE_ONCE(${state}) w ${state} [close]`,
+  ]);
+  // the write comes with open_device / close_device, the reads with the device accesses
+  const after = (op: string) => rr.steps.find((s) => s.op === op)!.effects.join('; ');
+  assert.equal(rr.violations.length, 0, rr.violations.map((v) => v.message).join('; '));
+  assert.match(after(`READ_ONCE(${state})`), /device access \(ioctl\) to 0000:01:00\.0/);
+  assert.match(rr.steps.find((s) => s.op === `WRITE_ONCE(${state})` && s.call.startsWith('close'))!.effects.join(';'), /close_device\(0000:01:00\.0\)/);
+});
+
+/** The transitions of the one execution of a single-thread scenario. */
+function countTransitions(sc: ReturnType<typeof scenario>): number {
+  const r: ExploreResult = explore(sc, { mode: 'random', runs: 1 });
+  return r.stats.transitions;
+}
+
+// ---- progress ------------------------------------------------------------------------------------------
+
+test('explore: progress reports executions, rate and an estimate that reaches the end', () => {
+  const seen: Progress[] = [];
+  const r = explore(example('unbind-while-open.yaml'), { progress: (p) => seen.push(p), progressEveryMs: 0 });
+  assert.equal(r.verdict, 'verified');
+  // with no minimum interval, one report per execution
+  assert.deepEqual(seen.map((p) => p.executions), Array.from({ length: r.stats.executions }, (_x, i) => i + 1));
+  for (const p of seen) assert.ok(p.rate > 0 && p.elapsedMs >= 0 && p.violations === 0);
+  // the estimate: unknown at first, then the explored share of the exploration tree as known so
+  // far (it may go back when a race adds branches to explore)
+  const fr = seen.map((p) => p.fraction);
+  assert.equal(fr[0], null);
+  assert.deepEqual(fr.slice(1), [0.125, 0.25, 0.1875, 0.25, 0.375, 0.5, 0.75]);
+});
+
+// ---- the API -------------------------------------------------------------------------------------------
+
+test('explore: the top-level API explores, replays and exports a scenario file, with user modules', async () => {
+  const file = join(EXAMPLES, 'unbind-vs-ioctl.yaml');
+  assert.equal(api.explorer.exploreFile, exploreFile);
+  const r = await exploreFile(file, { variant: 'bound-unbound' });
+  assert.equal(r.verdict, 'violation');
+  assert.equal(r.counterexamples[0]!.schedule, 'user*3,unbinder*6,user');
+  assert.equal(r.counterexamples[0]!.replay, `vfiosim explore ${file} --variant bound-unbound --replay 'user*3,unbinder*6,user'`);
+  const rr = await replayFile(file, r.counterexamples[0]!.schedule, { variant: 'bound-unbound' });
+  assert.deepEqual(rr.violations.map((v) => v.kind), ['access-granted', 'access-while-closed']);
+  assert.equal((await exploreFile(file)).verdict, 'verified');
+  const prog = await counterexampleProgram(file, r.counterexamples[0]!);
+  assert.deepEqual(prog.expected.outcomes.map((o) => o.lines.map((l) => `${l.id} ${l.result}`).join(', ')), ['s1 = 3, s2 = 4, s3 = 0, c1 = 0, c2 = -1 EINVAL']);
+  // the README's worked example: a user variant module, found the same violation
+  const two = join(EXAMPLES, 'two-device-files.yaml');
+  const mine = await exploreFile(two, { variantModules: [join(EXAMPLES, 'my-variants.example.mjs')], variant: 'per-file-open-2' });
+  assert.equal(mine.variant, 'per-file-open-2');
+  assert.equal(mine.counterexamples[0]?.violation.kind, 'open-once');
+  // the scenario's invariant module is loaded relative to the scenario
+  const uw = await exploreFile(join(EXAMPLES, 'unbind-while-open.yaml'), { invariants: [{ name: 'never', check: () => 'no' }] });
+  assert.equal(uw.counterexamples[0]?.violation.kind, 'never');
+  // bad input is an ExploreUsageError (exit status 2 on the command line)
+  await assert.rejects(exploreFile(file, { variant: 'nope' }), (e) => e instanceof ExploreUsageError && /no variant named "nope"/.test(e.message));
+  await assert.rejects(exploreFile(join(ROOT, 'examples', 'cdev-flow.yaml')), (e) => e instanceof ExploreUsageError && /has no threads/.test(e.message));
+  await assert.rejects(exploreFile(join(EXAMPLES, 'nothing.yaml')), (e) => e instanceof ExploreUsageError && /cannot read .*: ENOENT/.test(e.message));
+  await assert.rejects(exploreFile(file, { invariantModules: [join(EXAMPLES, 'nothing.mjs')] }), /cannot load/);
 });
 
 // ---- the command line -----------------------------------------------------------------------------
 
-test('explore: vfiosim explore exit status, JSON and replay', () => {
-  const cli = join(ROOT, 'dist', 'src', 'cli', 'main.js');
-  const run = (...args: string[]) => spawnSync(process.execPath, [cli, 'explore', ...args], { cwd: ROOT, encoding: 'utf8' });
-  const ok = run('examples/explore/unbind-vs-ioctl.yaml', '--quiet');
+test('explore: vfiosim explore exit status, JSON, C export and replay', async () => {
+  const ok = await cli('examples/explore/unbind-vs-ioctl.yaml', '--quiet');
   assert.equal(ok.status, 0, ok.stderr);
   assert.match(ok.stdout, /verdict: +VERIFIED/);
+  assert.match(ok.stdout, /explored: +4 executions, 4 distinct traces/);
   const dir = mkdtempSync(join(tmpdir(), 'vfiosim-explore-'));
-  const bad = run('examples/explore/unbind-vs-ioctl.yaml', '--variant', 'bound-unbound', '--json', '--export-c', join(dir, 'cx.c'));
+  const bad = await cli('examples/explore/unbind-vs-ioctl.yaml', '--variant', 'bound-unbound', '--json', '--export-c', join(dir, 'cx.c'), '--export-json', join(dir, 'cx.json'));
   assert.equal(bad.status, 1, bad.stderr);
   const doc = JSON.parse(bad.stdout);
   assert.equal(doc.verdict, 'violation');
+  assert.deepEqual(JSON.parse(readFileSync(join(dir, 'cx.json'), 'utf8')), doc);
   const sched = doc.counterexamples[0].schedule as string;
-  assert.match(readFileSync(join(dir, 'cx.c'), 'utf8'), /int main\(void\)/);
-  const rep = run('examples/explore/unbind-vs-ioctl.yaml', '--variant', 'bound-unbound', '--replay', sched);
+  assert.equal(sched, 'user*3,unbinder*6,user');
+  const c = readFileSync(join(dir, 'cx.c'), 'utf8');
+  assert.match(c, /int main\(void\)/);
+  assert.match(c, / \* {5}c2 {3}unbinder {3}ioctl\(dev, VFIO_DEVICE_BIND_IOMMUFD, \{iommufd=-1\}\) += -1 EINVAL\n/);
+  const rep = await cli('examples/explore/unbind-vs-ioctl.yaml', '--variant', 'bound-unbound', '--replay', sched);
   assert.equal(rep.status, 1, rep.stderr);
-  assert.match(rep.stdout, /^violation \(/);
-  const usage = run('examples/explore/unbind-vs-ioctl.yaml', '--mode', 'sideways');
+  assert.match(rep.stdout, /^violation \(access-granted\)/);
+  assert.match(rep.stdout, /\n10 transition\(s\); 2 violation\(s\)\n$/);
+  // the same schedule on Linux 7.2 cannot even run: the unbind is refused at its 3rd transition
+  const rep72 = await cli('examples/explore/unbind-vs-ioctl.yaml', '--replay', sched);
+  assert.equal(rep72.status, 2);
+  assert.match(rep72.stderr, /--replay: step 7: thread unbinder cannot run \(it has finished\)/);
+  // progress goes to stderr unless --quiet or --json
+  const prog = await cli('examples/explore/unbind-while-open.yaml');
+  assert.equal(prog.status, 0);
+  assert.equal(prog.stderr, '');
+  const usage = await cli('examples/explore/unbind-vs-ioctl.yaml', '--mode', 'sideways');
   assert.equal(usage.status, 2);
   assert.match(usage.stderr, /--mode: "sideways" is not one of dpor, exhaustive, bounded, random, pct/);
-  const noThreads = run('examples/cdev-flow.yaml');
-  assert.equal(noThreads.status, 2);
+  const noThreads = await cli('examples/cdev-flow.yaml');
+  assert.equal(noThreads.status, 2, noThreads.stderr);
   assert.match(noThreads.stderr, /has no threads/);
-  const unknown = run('examples/explore/unbind-vs-ioctl.yaml', '--variant', 'nope');
-  assert.equal(unknown.status, 2);
+  const unknown = await cli('examples/explore/unbind-vs-ioctl.yaml', '--variant', 'nope');
+  assert.equal(unknown.status, 2, unknown.stderr);
   assert.match(unknown.stderr, /no variant named "nope"/);
+  const list = await cli('--list-variants');
+  assert.equal(list.status, 0);
+  assert.deepEqual(list.stdout.split('\n').filter((l) => /^\S/.test(l)), VARIANTS.map((v) => v.name));
 });

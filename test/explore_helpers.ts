@@ -1,7 +1,10 @@
 // Helpers of the explorer's tests: scenarios from text, DPOR vs brute force, a crafted variant.
 
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { exploreMain } from '../src/explore/cli.js';
 import { Scenario, parseScenario } from '../src/scenario/scenario.js';
 import { loadScenario } from '../src/scenario/runner.js';
 import { Engine, EngineOptions, traceKey } from '../src/explore/engine.js';
@@ -85,3 +88,48 @@ export const abba: Variant = {
     },
   },
 };
+
+/**
+ * `vfiosim explore ARGS` run in this process (the command's own code, its output captured): no
+ * child process, so nothing depends on the machine's load or on dist/ being rewritten meanwhile.
+ */
+export async function cli(...args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const cwd = process.cwd();
+  process.chdir(ROOT);
+  try {
+    const status = await exploreMain(args, {
+      out: (t) => void (stdout += t),
+      err: (t) => void (stderr += t),
+      outTTY: false,
+      errTTY: false,
+    });
+    return { status, stdout, stderr };
+  } finally {
+    process.chdir(cwd);
+  }
+}
+
+/**
+ * A directory with Linux 7.2's linux/vfio.h and linux/iommufd.h as headers_install exports them
+ * (the selftests' or the oracle's copy, else made from the 7.2 source tree as oracle-cc does), or
+ * null when none is at hand.
+ */
+export function uapiHeaders(): string | null {
+  const home = homedir();
+  const candidates = [
+    process.env.VFIOSIM_UAPI_HEADERS,
+    join(home, '.cache', 'vfiosim', 'selftests-vfio', 'hdr'),
+    join(home, '.cache', 'vfio-oracle', 'current', 'headers', 'include'),
+    join(home, '.cache', 'vfio-oracle', 'uapi-7.2'),
+  ];
+  for (const c of candidates) if (c && existsSync(join(c, 'linux', 'vfio.h')) && existsSync(join(c, 'linux', 'iommufd.h'))) return c;
+  const src = join(home, '.cache', 'vfiosim', 'linux-source-7.2', 'include', 'uapi', 'linux');
+  if (!existsSync(join(src, 'vfio.h'))) return null;
+  const dir = mkdtempSync(join(tmpdir(), 'vfiosim-uapi-'));
+  mkdirSync(join(dir, 'linux'));
+  for (const h of ['vfio.h', 'iommufd.h'])
+    writeFileSync(join(dir, 'linux', h), readFileSync(join(src, h), 'utf8').replace(/__user/g, '').replace(/__counted_by\([a-z_]*\)/g, ''));
+  return dir;
+}

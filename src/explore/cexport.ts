@@ -110,12 +110,20 @@ class Emitter {
   }
 }
 
-/** C code (statements) for one step; sets `ret` and prints it. */
-function stepCode(e: Emitter, proc: string, thread: string | null, st: Step, who: string): string[] {
+/** Whether the C program issues a step and prints its result (the others are left out or commented). */
+export function reportedStep(st: Step): boolean {
+  if (st.actor === 'say') return false;
+  if (st.actor === 'admin') return ['unbind', 'hot_unplug', 'bind'].includes(st.op);
+  return ['open', 'close', 'dup', 'dup2', 'read', 'pread', 'write', 'pwrite', 'mmap', 'ioctl'].includes(st.op);
+}
+
+/** C code (statements) for one step; sets `ret` and prints it under `id` (s1.. setup, c1.. calls). */
+function stepCode(e: Emitter, proc: string, thread: string | null, st: Step, who: string, id: string): string[] {
   const a = st.args;
   const main = a.main;
   const out: string[] = [];
-  const call = (text: string, cexpr: string) => out.push(`ret = ${cexpr};`, `report(${cString(who)}, ${cString(text)}, ret);`);
+  const report = `report(${cString(id)}, ${cString(who)}, `;
+  const call = (text: string, cexpr: string) => out.push(`ret = ${cexpr};`, `${report}${cString(text)}, ret);`);
   const bind = (kind: VarInfo['type'], struct?: string): string | null => {
     if (!st.as) return null;
     const c = `v_${thread ? cIdent(thread) + '_' : ''}${cIdent(st.as)}`;
@@ -198,11 +206,11 @@ function stepCode(e: Emitter, proc: string, thread: string | null, st: Step, who
       const len = Number(a.length ?? 4096);
       const p = e.fresh('map');
       out.push(`void *${p} = mmap(NULL, ${len}, PROT_READ | PROT_WRITE, MAP_SHARED, ${fd}, ${e.expr(thread, a.offset ?? 0)});`);
-      out.push(`ret = ${p} == MAP_FAILED ? -1 : 0;`, `report(${cString(who)}, ${cString(`mmap(${String(a.fd ?? main)})`)}, ret);`);
+      out.push(`ret = ${p} == MAP_FAILED ? -1 : 0;`, `${report}${cString(`mmap(${String(a.fd ?? main)})`)}, ret);`);
       break;
     }
     case 'ioctl':
-      out.push(...ioctlCode(e, thread, st, who, bind));
+      out.push(...ioctlCode(e, thread, st, report, bind));
       break;
     default:
       out.push(`/* ${proc}: ${st.op} is not reproduced by the C export */`);
@@ -210,7 +218,7 @@ function stepCode(e: Emitter, proc: string, thread: string | null, st: Step, who
   return out;
 }
 
-function ioctlCode(e: Emitter, thread: string | null, st: Step, who: string, bind: (k: VarInfo['type'], s?: string) => string | null): string[] {
+function ioctlCode(e: Emitter, thread: string | null, st: Step, report0: string, bind: (k: VarInfo['type'], s?: string) => string | null): string[] {
   const a = st.args;
   const out: string[] = [];
   const fd = e.fdExpr(thread, a.fd);
@@ -228,7 +236,7 @@ function ioctlCode(e: Emitter, thread: string | null, st: Step, who: string, bin
   const argv = a.arg;
   const text = `ioctl(${String(a.fd)}, ${name})`;
   const report = (argExpr: string | null) =>
-    out.push(`ret = ioctl(${fd}, ${name}${argExpr !== null ? ', ' + argExpr : ''});`, `report(${cString(who)}, ${cString(text)}, ret);`);
+    out.push(`ret = ioctl(${fd}, ${name}${argExpr !== null ? ', ' + argExpr : ''});`, `${report0}${cString(text)}, ret);`);
   if (argv === 'fault') report('(void *)1');
   else if (argv === 'NULL') report('NULL');
   else if (info?.arg === 'none') report(null);
@@ -279,7 +287,14 @@ function ioctlCode(e: Emitter, thread: string | null, st: Step, who: string, bin
 export function exportC(
   prep: PreparedScenario,
   calls: readonly CallSpan[],
-  meta: { title: string; violation: string; schedule: string; variant: string | null },
+  meta: {
+    title: string;
+    violation: string;
+    schedule: string;
+    variant: string | null;
+    /** what Linux 7.2 prints (predict.ts): one block of lines per possible outcome */
+    expected?: Array<{ text: string; issueOrder: boolean }>;
+  },
 ): string {
   const sc = prep.scenario;
   const e = new Emitter(prep.topology);
@@ -290,6 +305,7 @@ export function exportC(
   const procSetup = new Map<string, string[]>();
   const unsupported: string[] = [];
   // setup steps, each after the previous one (across processes)
+  let reported = 0;
   setup.forEach((st, k) => {
     const proc = st.actor === 'admin' ? null : st.actor;
     if (proc && !procs.includes(proc)) {
@@ -299,7 +315,7 @@ export function exportC(
     const key = proc ?? '(admin)';
     let l = procSetup.get(key);
     if (!l) procSetup.set(key, (l = []));
-    const code = stepCode(e, key, null, st, proc ?? 'admin');
+    const code = stepCode(e, key, null, st, proc ?? 'admin', reportedStep(st) ? `s${++reported}` : '');
     l.push(`wait_setup(${k});`, ...code, `setup_next();`);
   });
   // thread steps of the schedule, in start order
@@ -328,9 +344,9 @@ export function exportC(
         if (c.thread !== td.name && c.end !== null && c.end < me.start) latest.set(c.thread, Math.max(latest.get(c.thread) ?? -1, j));
       });
       for (const j of [...latest.values()].sort((x, y) => x - y)) deps.push(`wait_flag(S->done, ${j});`);
-      stmts.push(`/* ${td.name} step ${si + 1}: call #${id} of the counterexample${me.end === null ? ' (still running when the violation was seen)' : ''} */`);
+      stmts.push(`/* ${td.name} step ${si + 1}: call c${id + 1} of the counterexample${me.end === null ? ' (still running when the violation was seen)' : ''} */`);
       stmts.push(...deps, `set_flag(S->issued, ${id});`);
-      stmts.push(`{`, ...stepCode(e, proc ?? 'admin', td.name, st, td.name).map((x) => '\t' + x), `}`);
+      stmts.push(`{`, ...stepCode(e, proc ?? 'admin', td.name, st, td.name, `c${id + 1}`).map((x) => '\t' + x), `}`);
       stmts.push(`set_flag(S->done, ${id});`);
     });
     body.set(lane, stmts);
@@ -350,6 +366,20 @@ export function exportC(
   L.push(` * are issued back to back: their interleaving inside the kernel is the real scheduler's.`);
   L.push(` * A variant's behaviour is not reproduced: on Linux 7.2 the program shows 7.2's answers.`);
   for (const u of unsupported) L.push(` * Not reproduced: ${u}.`);
+  L.push(` * Output: one line per call, "ID WHO CALL = RESULT" (s1.. setup steps, c1.. thread calls).`);
+  if (meta.expected) {
+    L.push(` *`);
+    if (meta.expected.length === 0) L.push(` * Linux 7.2 (vfiosim's model): no interleaving this program allows ends (it would hang).`);
+    else {
+      L.push(` * Linux 7.2 (vfiosim's model, every interleaving this program allows) prints ${meta.expected.length === 1 ? 'this' : `one of these ${meta.expected.length} outcomes`}:`);
+      meta.expected.forEach((o, i) => {
+        if (meta.expected!.length > 1)
+          L.push(` *   outcome ${i + 1}${o.issueOrder ? ' (possible with the calls entering the kernel in the order they are issued)' : ''}:`);
+        for (const line of o.text.split('\n')) L.push(` *     ${line.replace(/\*\//g, '* /')}`);
+      });
+    }
+  }
+  L.push(` *`);
   L.push(` * Build: cc -O2 -Wall -pthread -I <uapi headers> -o repro repro.c   (or oracle-cc)`);
   L.push(` */`);
   L.push(`#define _GNU_SOURCE`);
@@ -366,13 +396,14 @@ export function exportC(
   L.push(`};`);
   L.push(`static struct shared *S;`);
   L.push('');
-  L.push(`static void wait_until(int *p, int min)\n{\n\tpthread_mutex_lock(&S->mu);\n\twhile (*p < min)\n\t\tpthread_cond_wait(&S->cv, &S->mu);\n\tpthread_mutex_unlock(&S->mu);\n}`);
-  L.push(`static void wait_flag(int *flags, int i) { wait_until(&flags[i], 1); }`);
-  L.push(`static void wait_setup(int k) { wait_until(&S->setup, k); }`);
-  L.push(`static void set_flag(int *flags, int i)\n{\n\tpthread_mutex_lock(&S->mu);\n\tflags[i] = 1;\n\tpthread_cond_broadcast(&S->cv);\n\tpthread_mutex_unlock(&S->mu);\n}`);
-  L.push(`static void setup_next(void)\n{\n\tpthread_mutex_lock(&S->mu);\n\tS->setup++;\n\tpthread_cond_broadcast(&S->cv);\n\tpthread_mutex_unlock(&S->mu);\n}`);
-  L.push(`static void report(const char *who, const char *what, long ret)\n{\n\tint e = errno;\n\n\tif (ret < 0)\n\t\tprintf("%-10s %-56s = %ld %s\\n", who, what, ret, strerrorname_np(e) ?: "?");\n\telse\n\t\tprintf("%-10s %-56s = %ld\\n", who, what, ret);\n\tfflush(stdout);\n\terrno = e;\n}`);
-  L.push(`static long __attribute__((unused)) write_file(const char *path, const char *text)\n{\n\tint fd = open(path, O_WRONLY);\n\tlong r;\n\n\tif (fd < 0)\n\t\treturn -1;\n\tr = write(fd, text, strlen(text));\n\tclose(fd);\n\treturn r < 0 ? -1 : 0;\n}`);
+  L.push(`#define VFIOSIM_UNUSED __attribute__((unused))`);
+  L.push(`static VFIOSIM_UNUSED void wait_until(int *p, int min)\n{\n\tpthread_mutex_lock(&S->mu);\n\twhile (*p < min)\n\t\tpthread_cond_wait(&S->cv, &S->mu);\n\tpthread_mutex_unlock(&S->mu);\n}`);
+  L.push(`static VFIOSIM_UNUSED void wait_flag(int *flags, int i) { wait_until(&flags[i], 1); }`);
+  L.push(`static VFIOSIM_UNUSED void wait_setup(int k) { wait_until(&S->setup, k); }`);
+  L.push(`static VFIOSIM_UNUSED void set_flag(int *flags, int i)\n{\n\tpthread_mutex_lock(&S->mu);\n\tflags[i] = 1;\n\tpthread_cond_broadcast(&S->cv);\n\tpthread_mutex_unlock(&S->mu);\n}`);
+  L.push(`static VFIOSIM_UNUSED void setup_next(void)\n{\n\tpthread_mutex_lock(&S->mu);\n\tS->setup++;\n\tpthread_cond_broadcast(&S->cv);\n\tpthread_mutex_unlock(&S->mu);\n}`);
+  L.push(`static VFIOSIM_UNUSED void report(const char *id, const char *who, const char *what, long ret)\n{\n\tint e = errno;\n\n\tif (ret < 0)\n\t\tprintf("%-4s %-10s %-52s = %ld %s\\n", id, who, what, ret, strerrorname_np(e) ?: "?");\n\telse\n\t\tprintf("%-4s %-10s %-52s = %ld\\n", id, who, what, ret);\n\tfflush(stdout);\n\terrno = e;\n}`);
+  L.push(`static VFIOSIM_UNUSED long write_file(const char *path, const char *text)\n{\n\tint fd = open(path, O_WRONLY);\n\tlong r;\n\n\tif (fd < 0)\n\t\treturn -1;\n\tr = write(fd, text, strlen(text));\n\tclose(fd);\n\treturn r < 0 ? -1 : 0;\n}`);
   L.push('');
   const declsAt = L.length;
   // lanes

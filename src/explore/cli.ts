@@ -1,16 +1,34 @@
 // `vfiosim explore`: the explorer's command line.
 
-import { readFileSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { writeFileSync } from 'node:fs';
 import { HostConfigError } from '../host/topology.js';
-import { Scenario, ScenarioError, parseScenario } from '../scenario/scenario.js';
+import { ScenarioError } from '../scenario/scenario.js';
 import { Progress, Strategy } from './engine.js';
-import { ExploreOptions, ExploreResult, ReplayError, explore, replayScheduleText, resolveVariant } from './explore.js';
-import { counterexampleC, formatCounterexample, renumber } from './counterexample.js';
-import { prepareScenario } from './execution.js';
-import { UserInvariant } from './invariants.js';
+import { ExploreOptions, ExploreResult, ReplayError, explore, replayScheduleText } from './explore.js';
+import { formatCounterexample, renumber } from './counterexample.js';
+import { ExploreUsageError, counterexampleProgram, loadScenarioFile, loadVariantModules } from './api.js';
 import { VARIANTS, Variant } from './variants.js';
+
+/** Where the command writes (the process's stdout and stderr; tests capture them in process). */
+export interface ExploreIO {
+  out(text: string): void;
+  err(text: string): void;
+  /** stdout is a terminal (colours by default) */
+  outTTY: boolean;
+  /** stderr is a terminal (a progress line rewritten in place) */
+  errTTY: boolean;
+}
+
+const PROCESS_IO: ExploreIO = {
+  out: (t) => void process.stdout.write(t),
+  err: (t) => void process.stderr.write(t),
+  get outTTY() {
+    return process.stdout.isTTY === true;
+  },
+  get errTTY() {
+    return process.stderr.isTTY === true;
+  },
+};
 
 export const EXPLORE_HELP = `usage: vfiosim explore FILE [options]
 
@@ -56,7 +74,7 @@ output:
 Exit status: 0 verified (or no violation found in a bounded or sampled search), 1 a violation
 found (or seen by --replay), 2 bad usage or an invalid file.`;
 
-class UsageError extends Error {}
+class UsageError extends ExploreUsageError {}
 
 interface XFlags {
   file?: string;
@@ -88,7 +106,7 @@ interface XFlags {
 
 const MODES: Strategy[] = ['dpor', 'exhaustive', 'bounded', 'random', 'pct'];
 
-function parse(argv: string[]): XFlags {
+function parse(argv: string[], io: ExploreIO): XFlags {
   const f: XFlags = {
     mode: 'dpor',
     variantModules: [],
@@ -99,7 +117,7 @@ function parse(argv: string[]): XFlags {
     countTraces: true,
     footprints: true,
     quiet: false,
-    color: process.stdout.isTTY === true,
+    color: io.outTTY,
     help: false,
   };
   const value = (i: number, name: string): string => {
@@ -215,20 +233,6 @@ function parse(argv: string[]): XFlags {
   return f;
 }
 
-async function importList<T>(path: string, exportName: string, base: string): Promise<T[]> {
-  const abs = resolve(base, path);
-  let mod: Record<string, unknown>;
-  try {
-    mod = (await import(pathToFileURL(abs).href)) as Record<string, unknown>;
-  } catch (e) {
-    throw new UsageError(`cannot load ${path}: ${(e as Error).message.split('\n')[0]}`);
-  }
-  const v = mod[exportName] ?? mod.default;
-  const list = Array.isArray(v) ? v : v ? [v] : [];
-  if (!list.length) throw new UsageError(`${path} exports no "${exportName}" (a list)`);
-  return list as T[];
-}
-
 function fmtMs(ms: number): string {
   return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
 }
@@ -286,55 +290,38 @@ function lockCycleText(r: ExploreResult): string[] {
   );
 }
 
-export function exploreMain(argv: string[]): number | Promise<number> {
+export function exploreMain(argv: string[], io: ExploreIO = PROCESS_IO): number | Promise<number> {
   let f: XFlags;
   try {
-    f = parse(argv);
+    f = parse(argv, io);
   } catch (e) {
-    process.stderr.write(`vfiosim explore: ${(e as Error).message}\n(vfiosim explore --help for the options)\n`);
+    io.err(`vfiosim explore: ${(e as Error).message}\n(vfiosim explore --help for the options)\n`);
     return 2;
   }
   if (f.help) {
-    process.stdout.write(EXPLORE_HELP + '\n');
+    io.out(EXPLORE_HELP + '\n');
     return 0;
   }
   const run = async (): Promise<number> => {
-    const extraVariants: Variant[] = [];
-    for (const m of f.variantModules) extraVariants.push(...(await importList<Variant>(m, 'variants', process.cwd())));
-    for (const v of extraVariants)
-      if (!v || typeof v.name !== 'string' || typeof v.overrides !== 'object') throw new UsageError('a variant needs a name and an overrides object');
     if (f.listVariants) {
-      for (const v of [...VARIANTS, ...extraVariants]) {
-        process.stdout.write(`${v.name}\n  ${v.title}\n  ${v.description}\n  overrides: ${Object.keys(v.overrides).join(', ')}\n${v.scenario ? `  scenario: ${v.scenario}\n` : ''}`);
+      const extra = await loadVariantModules(f.variantModules);
+      for (const v of [...VARIANTS, ...extra]) {
+        io.out(`${v.name}\n  ${v.title}\n  ${v.description}\n  overrides: ${Object.keys(v.overrides).join(', ')}\n${v.scenario ? `  scenario: ${v.scenario}\n` : ''}`);
       }
       return 0;
     }
     if (!f.file) throw new UsageError('explore needs a scenario FILE');
-    let text: string;
-    try {
-      text = readFileSync(f.file, 'utf8');
-    } catch (e) {
-      throw new UsageError(`cannot read ${f.file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
-    const sc: Scenario = parseScenario(text, f.file);
-    if (sc.threads.length === 0) throw new UsageError(`${f.file} has no threads: nothing to interleave (add a "threads:" mapping; see the README)`);
-    let variant: Variant | null;
-    try {
-      variant = resolveVariant(f.variant, extraVariants);
-    } catch (e) {
-      throw new UsageError((e as Error).message);
-    }
-    const invariants: UserInvariant[] = [];
-    const base = dirname(resolve(f.file));
-    for (const c of sc.invariants.check) if (c.module) invariants.push(...(await importList<UserInvariant>(c.module, 'invariants', base)));
-    for (const m of f.invariantModules) invariants.push(...(await importList<UserInvariant>(m, 'invariants', process.cwd())));
-    for (const inv of invariants)
-      if (!inv || typeof inv.name !== 'string' || typeof inv.check !== 'function') throw new UsageError('an invariant needs a name and a check(ctx) function');
+    const loaded = await loadScenarioFile(f.file, {
+      ...(f.variant !== undefined ? { variant: f.variant } : {}),
+      variantModules: f.variantModules,
+      invariantModules: f.invariantModules,
+    });
+    const { scenario: sc, variant } = loaded;
     const opts: ExploreOptions = {
       mode: f.mode,
       variant,
-      variants: extraVariants,
-      invariants,
+      variants: loaded.variants,
+      invariants: loaded.invariants,
       file: f.file,
       all: f.all,
       countTraces: f.countTraces,
@@ -357,7 +344,7 @@ export function exploreMain(argv: string[]): number | Promise<number> {
         throw e;
       }
       if (f.exportJson) writeFileSync(f.exportJson, JSON.stringify(rr, null, 1) + '\n');
-      if (f.json) process.stdout.write(JSON.stringify(rr, null, 1) + '\n');
+      if (f.json) io.out(JSON.stringify(rr, null, 1) + '\n');
       else {
         const first = rr.violations[0];
         const cx = {
@@ -373,44 +360,50 @@ export function exploreMain(argv: string[]): number | Promise<number> {
           calls: [],
         };
         const out = formatCounterexample(cx, { color: f.color, footprints: f.footprints });
-        process.stdout.write((first ? out : out.replace(/^.*\n/, 'replay: no violation along this schedule\n')) + '\n');
-        process.stdout.write(`\n${rr.steps.length} transition(s)${rr.ended ? ', the execution ended (no thread can go on)' : ''}; ${rr.violations.length} violation(s)\n`);
+        io.out((first ? out : out.replace(/^.*\n/, 'replay: no violation along this schedule\n')) + '\n');
+        io.out(`\n${rr.steps.length} transition(s)${rr.ended ? ', the execution ended (no thread can go on)' : ''}; ${rr.violations.length} violation(s)\n`);
       }
       return rr.violations.length ? 1 : 0;
     }
-    const tty = process.stderr.isTTY === true;
+    const tty = io.errTTY;
     let shown = false;
     if (!f.quiet && !f.json)
       opts.progress = (p) => {
-        if (tty) process.stderr.write(`\r\x1b[K${progressLine(p)}`);
-        else process.stderr.write(progressLine(p) + '\n');
+        if (tty) io.err(`\r\x1b[K${progressLine(p)}`);
+        else io.err(progressLine(p) + '\n');
         shown = true;
       };
     opts.progressEveryMs = tty ? 500 : 5000;
     const r = explore(sc, opts);
-    if (shown && tty) process.stderr.write('\r\x1b[K');
-    if (f.exportC && r.counterexamples[0]) writeFileSync(f.exportC, counterexampleC(prepareScenario(sc, f.host ? { host: f.host } : {}), r.counterexamples[0]));
-    else if (f.exportC) process.stderr.write(`vfiosim explore: no counterexample: ${f.exportC} not written\n`);
+    if (shown && tty) io.err('\r\x1b[K');
+    if (f.exportC && r.counterexamples[0]) {
+      const prog = await counterexampleProgram(sc, r.counterexamples[0], {
+        ...(f.host ? { host: f.host } : {}),
+        ...(f.timeouts !== undefined ? { timeouts: f.timeouts } : {}),
+        ...(f.maxDepth !== undefined ? { depth: f.maxDepth } : {}),
+      });
+      writeFileSync(f.exportC, prog.source);
+    } else if (f.exportC) io.err(`vfiosim explore: no counterexample: ${f.exportC} not written\n`);
     const doc = renumber(r);
     if (f.exportJson) writeFileSync(f.exportJson, JSON.stringify(doc, null, 1) + '\n');
-    if (f.json) process.stdout.write(JSON.stringify(doc, null, 1) + '\n');
+    if (f.json) io.out(JSON.stringify(doc, null, 1) + '\n');
     else {
       const out: string[] = [];
       for (const cx of r.counterexamples) out.push(formatCounterexample(cx, { color: f.color, footprints: f.footprints }), '');
       out.push(...lockCycleText(r));
       if (r.lockCycles.length) out.push('');
       out.push(summary(r, variant, f.color));
-      process.stdout.write(out.join('\n') + '\n');
+      io.out(out.join('\n') + '\n');
     }
     return r.verdict === 'violation' ? 1 : 0;
   };
   return run().catch((e: unknown) => {
-    if (e instanceof UsageError || e instanceof ScenarioError || e instanceof HostConfigError) {
-      process.stderr.write(`vfiosim explore: ${e.message}\n`);
+    if (e instanceof ExploreUsageError || e instanceof ScenarioError || e instanceof HostConfigError) {
+      io.err(`vfiosim explore: ${e.message}\n`);
       return 2;
     }
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-      process.stderr.write(`vfiosim explore: ${(e as Error).message}\n`);
+      io.err(`vfiosim explore: ${(e as Error).message}\n`);
       return 2;
     }
     throw e;

@@ -9,9 +9,10 @@ import { describeEvent } from '../cli/narrate.js';
 import type { TraceEvent } from '../kernel/trace.js';
 import { Execution, ExecOptions, PreparedScenario } from './execution.js';
 import { MODE_NAMES, conflicts, keyName } from './footprint.js';
-import { Violation } from './invariants.js';
+import { Violation, normalizeMessage } from './invariants.js';
 import type { FoundViolation } from './engine.js';
 import { CallSpan, exportC } from './cexport.js';
+import { Prediction, predictionText } from './predict.js';
 
 export class ReplayError extends Error {}
 
@@ -91,9 +92,10 @@ function causalPast(ex: Execution, last: number, ignore: (key: number) => boolea
 }
 
 /**
- * Shorten a failing schedule to the causal past of the violating transition (the transitions
- * it depends on), first ignoring the invariants' own observations, then with them; a shortened
- * schedule is kept only if its replay still shows a violation of the same kind.
+ * Shorten a failing schedule: to the causal past of the violating transition (the transitions it
+ * depends on), first ignoring the invariants' own observations, then with them; then without the
+ * pieces of thread runs (whole calls, or a run's tail from a call) it does not need. A shortened
+ * schedule is kept only if its replay shows the same violation at its last transition.
  */
 export function minimize(prep: PreparedScenario, opts: ExecOptions, found: FoundViolation): number[] {
   const s = found.schedule;
@@ -107,18 +109,62 @@ export function minimize(prep: PreparedScenario, opts: ExecOptions, found: Found
   // an end-of-execution violation depends on the whole execution
   const v = found.violation;
   if (v.step >= ex.events.length && ['deadlock', 'unregister-completes', 'close-once'].includes(v.kind)) return [...s];
+  const same = (sched: number[]): boolean => {
+    try {
+      const ex2 = replay(prep, { ...opts, record: false }, sched);
+      const norm = normalizeMessage(v.message);
+      // the violation is seen at the last transition of the shortened schedule
+      return ex2.violations.some((x) => x.kind === v.kind && normalizeMessage(x.message) === norm && x.step === sched.length);
+    } catch {
+      return false;
+    }
+  };
+  let best = [...s];
   const last = s.length - 1;
   for (const ignore of [(k: number) => keyName(k).startsWith('obs:'), () => false]) {
     const keep = causalPast(ex, last, ignore).map((k) => s[k]!);
-    if (keep.length === s.length) return [...s];
-    try {
-      const ex2 = replay(prep, { ...opts, record: false }, keep);
-      if (ex2.violations.some((x) => x.kind === v.kind)) return keep;
-    } catch {
-      // not replayable: try the next
+    if (keep.length === s.length) break;
+    if (same(keep)) {
+      best = keep;
+      break;
     }
   }
-  return [...s];
+  // then drop pieces of one thread's runs (the calls a run starts, or its tail from one of them:
+  // a call that only moved an fd number, say) while the same violation is still seen at the end
+  let budget = 200;
+  for (let changed = true; changed && budget > 0; ) {
+    changed = false;
+    let cur: Execution;
+    try {
+      cur = replay(prep, { ...opts, record: false }, best);
+    } catch {
+      break;
+    }
+    // cut points: where the thread changes or a thread step starts
+    const cuts: number[] = [];
+    for (let i = 0; i < best.length; i++) if (i === 0 || best[i] !== best[i - 1] || cur.events[i]!.opKind === 'start') cuts.push(i);
+    cuts.push(best.length);
+    const runEnd = (i: number) => {
+      let j = i;
+      while (j < best.length && best[j] === best[i]) j++;
+      return j;
+    };
+    const cands: Array<[number, number]> = [];
+    for (let c = 0; c < cuts.length - 1; c++) {
+      const i = cuts[c]!;
+      cands.push([i, runEnd(i)], [i, cuts[c + 1]!]);
+    }
+    for (const [i, j] of cands) {
+      if (j <= i || budget-- <= 0) continue;
+      const cand = best.slice(0, i).concat(best.slice(j));
+      if (cand.length && same(cand)) {
+        best = cand;
+        changed = true;
+        break;
+      }
+    }
+  }
+  return best;
 }
 
 export interface TraceStep {
@@ -295,13 +341,17 @@ export function renumber<T>(x: T): T {
   return out as T;
 }
 
-/** The counterexample as a C program (see cexport.ts for what it can and cannot force). */
-export function counterexampleC(prep: PreparedScenario, cx: Counterexample): string {
+/**
+ * The counterexample as a C program (see cexport.ts for what it can and cannot force); with a
+ * prediction (predict.ts), its header lists what Linux 7.2 prints.
+ */
+export function counterexampleC(prep: PreparedScenario, cx: Counterexample, expected?: Prediction): string {
   return exportC(prep, cx.calls, {
     title: cx.scenario,
     violation: `(${cx.violation.kind}) ${cx.violation.message}`,
     schedule: cx.schedule,
     variant: cx.variant,
+    ...(expected ? { expected: expected.outcomes.map((o) => ({ text: predictionText(o), issueOrder: o.issueOrder })) } : {}),
   });
 }
 
@@ -312,7 +362,7 @@ export function formatCounterexample(cx: Counterexample, opts: { color?: boolean
   lines.push(c('1;31', `violation (${cx.violation.kind}): ${cx.violation.message}`));
   lines.push(
     `  after ${cx.violation.step} transition(s)${cx.violation.thread ? `, in thread ${cx.violation.thread}` : ''}; schedule of ${cx.steps.length} transition(s)` +
-      (cx.foundLength !== cx.steps.length ? ` (shortened from ${cx.foundLength} to the violation's causal past)` : ''),
+      (cx.foundLength !== cx.steps.length ? ` (shortened from ${cx.foundLength}: the violation's causal past, without the calls it does not need)` : ''),
   );
   lines.push(`  schedule: ${cx.schedule || '(none: the setup steps already violate it)'}`);
   lines.push(`  replay:   ${cx.replay}`);

@@ -92,6 +92,8 @@ export interface EngineStats {
 
 export interface EngineHooks {
   progress?(p: Progress): void;
+  /** every complete execution (after its end invariants), before the next one starts */
+  execution?(ex: Execution): void;
   /** every this many ms (default 1000) */
   progressEveryMs?: number;
 }
@@ -259,6 +261,7 @@ export class Engine {
     for (const [k, e] of ex.lockEdges) if (!this.lockEdges.has(k)) this.lockEdges.set(k, e);
     for (const n of ex.monitor.notes) this.noteSet.add(n);
     this.collect(ex);
+    this.hooks.execution?.(ex);
     const now = performance.now();
     if (this.hooks.progress && now - this.lastProgress >= (this.hooks.progressEveryMs ?? 1000)) {
       this.lastProgress = now;

@@ -82,6 +82,8 @@ export interface XEvent {
   budget: boolean;
   /** the op's kind ('start' for the start of a step) */
   opKind: OpKind | 'start';
+  /** the transition ended its thread's step (the syscall or kernel event returned) */
+  ends: boolean;
   /** what it did, when recording */
   info?: EventInfo;
 }
@@ -450,7 +452,7 @@ export class Execution {
     }
     const evs = this.monitor.afterTransition();
     for (const [key, m] of this.monitor.obs) add(keyId(key), m);
-    const ev = this.record(th, idx, keys, block, objKey, lockPre, lockPost, budget, opKind);
+    const ev = this.record(th, idx, keys, block, objKey, lockPre, lockPost, budget, opKind, outcome !== undefined);
     if (info) {
       info.events = evs;
       info.footprint = ev.keys.map((kk, i) => `${kk}:${ev.modes[i]}`);
@@ -487,6 +489,7 @@ export class Execution {
     lockPost: LockState | null,
     budget: boolean,
     opKind: OpKind | 'start',
+    ends: boolean,
   ): XEvent {
     const i = this.events.length;
     const ks = [...keys.keys()];
@@ -525,7 +528,7 @@ export class Execution {
     }
     for (let t = 0; t < nthreads; t++) vc[t] ??= 0;
     vc[th.index] = idx + 1;
-    const ev: XEvent = { thread: th.index, idx, keys: ks, modes: ms, preds: uniq, vc, block, objKey, lockPre, lockPost, budget, opKind };
+    const ev: XEvent = { thread: th.index, idx, keys: ks, modes: ms, preds: uniq, vc, block, objKey, lockPre, lockPost, budget, opKind, ends };
     this.events.push(ev);
     this.schedule.push(th.index);
     return ev;

@@ -1,5 +1,15 @@
 // The explorer: systematic exploration of lifecycle races in the VFIO model (README "Exploring").
+// Top level: exploreFile / replayFile / counterexampleProgram (a scenario file, as `vfiosim
+// explore` takes it), explore / replayScheduleText (a parsed Scenario).
 
+export {
+  ExploreUsageError, counterexampleProgram, exploreFile, loadScenarioFile, loadVariantModules, replayFile,
+} from './api.js';
+export type { ExploreFileOptions, LoadedScenario } from './api.js';
+export { matchesPrediction, parseProgramOutput, predictLinux, predictionText } from './predict.js';
+export type { PredictedLine, Prediction } from './predict.js';
+export { exploreMain } from './cli.js';
+export type { ExploreIO } from './cli.js';
 export { explore, replayScheduleText, resolveVariant, ReplayError } from './explore.js';
 export type { ExploreOptions, ExploreResult, ReplayResult, Verdict } from './explore.js';
 export { Engine, traceKey } from './engine.js';
