@@ -2,7 +2,7 @@
 // that reproduce the oracle's "devset" and "group" topologies (same BDFs, IOMMU groups, vfio
 // indices), so its output can be compared line by line with the real kernel's.
 
-import type { Process } from '../src/api/index.js';
+import type { Host, Process } from '../src/api/index.js';
 import { U } from './helpers.js';
 
 const pad = (s: string) => s.padEnd(60);
@@ -122,3 +122,83 @@ functions:
   - { bdf: "0000:01:02.0", name: testdev, id: "1b36:0005", class: 0x00ff00, iommu_group: 1, driver: vfio-pci, reset: [], bars: [ { size: 0x1000 } ], interrupt_pin: 0 }
   - { bdf: "0000:02:00.0", name: other, id: "8086:10d3", class: 0x020000, pcie: true, iommu_group: 4, driver: vfio-pci, reset: [pm, bus], bars: [ { size: 0x20000 } ] }
 `;
+
+/**
+ * tools/oracle/unplug_devset.c on the oracle's "devset" topology (ORACLE_DEVSET_HOST), call for
+ * call: the set's other function unbound, rebound, then removed while open and bound; hot-reset
+ * info and zero-length hot resets on fn0 at each step. The C program's child runs the removal
+ * (sysfs remove) while the parent watches; here that is Host.hotUnplug, and its "waitpid" the
+ * admin task's state. The program's loop waiting for the removal after the close prints "(1 s)"
+ * on the oracle (it sleeps before checking); here the removal is over when close returns.
+ */
+export function unplugDevsetReplay(h: Host, p: Process, args: { cdev0: string; cdev1: string; bdf1: string; gdev1: string }): string[] {
+  const out: string[] = [];
+  const res = (what: string, ret: number) => out.push(ret < 0 ? `${pad(what)} = ${ret} ${p.errnoName}` : `${pad(what)} = ${ret}`);
+  const exists = (tag: string, path: string) => out.push(`    ${tag} ${p.stat(path) ? 'exists' : p.errnoName}`);
+  const hex = (n: number, w: number) => n.toString(16).padStart(w, '0');
+  const info = (dev: number) => {
+    const n = 12 + 8 * 8;
+    const a = p.mem.alloc(n);
+    const b = new Uint8Array(n);
+    new DataView(b.buffer).setUint32(0, n, true);
+    p.mem.write(a, b);
+    res('GET_PCI_HOT_RESET_INFO', p.ioctl(dev, U.VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, a));
+    const d = new DataView(p.mem.read(a, n).buffer);
+    const count = d.getUint32(8, true);
+    out.push(`    flags=${d.getUint32(4, true)} count=${count}`);
+    for (let i = 0; i < count && i < 8; i++) {
+      const o = 12 + 8 * i;
+      const devfn = d.getUint8(o + 7);
+      out.push(`    ${hex(d.getUint16(o + 4, true), 4)}:${hex(d.getUint8(o + 6), 2)}:${hex(devfn >> 3, 2)}.${devfn & 7} devid=0x${d.getUint32(o, true).toString(16)}`);
+    }
+  };
+  const hotReset = (dev: number) => res('PCI_HOT_RESET (zero-length)', p.ioctl(dev, U.VFIO_DEVICE_PCI_HOT_RESET, p.mem.struct(U.vfio_pci_hot_reset, { argsz: 12 })));
+  const echo = (path: string, s: string) => (p.writeFile(path, s) < 0 ? -1 : 0);
+  const bind = (dev: number, iommufd: number) => {
+    const a = p.mem.struct(U.vfio_device_bind_iommufd, { argsz: U.vfio_device_bind_iommufd.size, iommufd });
+    const r = p.ioctl(dev, U.VFIO_DEVICE_BIND_IOMMUFD, a);
+    return r < 0 ? r : (p.mem.readStruct(U.vfio_device_bind_iommufd, a).out_devid as number);
+  };
+
+  const iommufd = p.open('/dev/iommu');
+  const fn0 = p.open(args.cdev0);
+  res('BIND fn0', bind(fn0, iommufd));
+  out.push('-- fn1 unbound from vfio-pci');
+  res('unbind fn1', echo('/sys/bus/pci/drivers/vfio-pci/unbind', args.bdf1));
+  exists('cdev1', args.cdev1);
+  info(fn0);
+  hotReset(fn0);
+  out.push('-- fn1 bound again');
+  res('driver_override vfio-pci', echo(`/sys/bus/pci/devices/${args.bdf1}/driver_override`, 'vfio-pci'));
+  res('drivers_probe fn1', echo('/sys/bus/pci/drivers_probe', args.bdf1));
+  exists('cdev1', args.cdev1);
+  info(fn0);
+  hotReset(fn0);
+  const fn1 = p.open(args.cdev1);
+  res('BIND fn1 (same iommufd)', bind(fn1, iommufd));
+  info(fn0);
+  hotReset(fn0);
+  const efd = p.eventfd(0, 0o4000);
+  const set = new Int32Array([24, U.VFIO_IRQ_SET_DATA_EVENTFD | U.VFIO_IRQ_SET_ACTION_TRIGGER, U.VFIO_PCI_REQ_IRQ_INDEX, 0, 1, efd]);
+  const sa = p.mem.alloc(24);
+  p.mem.write(sa, new Uint8Array(set.buffer));
+  res('SET_IRQS REQ eventfd on fn1', p.ioctl(fn1, U.VFIO_DEVICE_SET_IRQS, sa));
+  out.push('-- fn1 removed (sysfs remove) while open');
+  const t = h.hotUnplug(args.bdf1);
+  h.advanceTime(2_000);
+  const r = p.readBytes(efd, 8);
+  res('read REQ eventfd', r ? r.length : -1);
+  exists('cdev1', args.cdev1);
+  exists('group1', args.gdev1);
+  res('waitpid WNOHANG (remove still blocked?)', t.done ? 1 : 0);
+  info(fn0);
+  hotReset(fn0);
+  res('close(fn1)', p.close(fn1));
+  out.push(`    remove finished after the close: ${t.done ? 'yes' : 'no'} (1 s)`);
+  exists('group1', args.gdev1);
+  exists('fn1 sysfs', `/sys/bus/pci/devices/${args.bdf1}`);
+  info(fn0);
+  hotReset(fn0);
+  res('close(fn0)', p.close(fn0));
+  return out;
+}

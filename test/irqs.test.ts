@@ -12,14 +12,19 @@ import type { Host, Process } from '../src/api/index.js';
 import { pciGetDevice } from '../src/drivers/pci/pci.js';
 import { pciRaiseMsi, pciRaiseMsix, pciMsiDescs } from '../src/drivers/pci/msi.js';
 import { irqToDesc, localIrqRestore, localIrqSave, pciDevIrq, pciSetIntx } from '../src/drivers/pci/irq.js';
-import { pciReadConfigWord } from '../src/drivers/pci/config_space.js';
+import { pciReadConfigWord, pciWriteConfigWord } from '../src/drivers/pci/config_space.js';
 import { vfioPciCoreAerErrDetected, vfioPciIrqCtxs } from '../src/drivers/vfio_pci_intrs.js';
-import { Task } from '../src/kernel/sched.js';
+import { KGen, Task } from '../src/kernel/sched.js';
+import { Completion, complete, mutexLock, mutexUnlock, waitForCompletion } from '../src/kernel/sync.js';
 import { toCore } from '../src/drivers/vfio_pci_core.js';
 import { vfioPciParams } from '../src/drivers/vfio_pci.js';
 import { type1Params } from '../src/vfio/vfio_iommu_type1.js';
-import { E1000E, EDU, NVME, TESTDEV, U, boot, cdevPath, openViaCdev, openViaContainer, proc, yamlHost } from './helpers.js';
+import { E1000E, EDU, NVME, TESTDEV, U, argsOf, boot, cdevPath, eventsSince, mark, openViaCdev, openViaContainer, proc, yamlHost } from './helpers.js';
 import { IrqReplay, oracleSection } from './irq_replay.js';
+import { IoWidth, PciHw } from '../src/drivers/pci/hw/hw.js';
+import { pciHwRegister } from '../src/drivers/pci/hw/models.js';
+import type { Kernel } from '../src/kernel/kernel.js';
+import type { PciDev } from '../src/drivers/pci/pci.js';
 
 const ORACLE = readFileSync(new URL('../../test/fixtures/oracle-irqs.out', import.meta.url), 'utf8');
 const NONE = U.VFIO_IRQ_SET_DATA_NONE;
@@ -501,7 +506,7 @@ test('irqs: property — random SET_IRQS sequences on MSI, MSI-X and REQ agree w
   );
 });
 
-test('irqs: an AER error on the function (vfio_pci_core_aer_err_detected) signals the ERR eventfd; none registered, nothing happens', () => {
+test('irqs: an AER error on the function (vfio_pci_core_aer_err_detected) signals the ERR eventfd, also while igate is held (RCU); none registered, nothing happens', () => {
   const h = boot();
   const p = proc(h);
   const { dev } = openViaCdev(p, E1000E);
@@ -513,9 +518,22 @@ test('irqs: an AER error on the function (vfio_pci_core_aer_err_detected) signal
   aer();
   aer();
   assert.equal(count(p, e), 2n);
+  // the kernel reads err_trigger under RCU: an error is reported while a SET_IRQS holds igate
+  const c = new Completion('hold igate');
+  const holder = h.kernel.spawnKernelTask('holder', (function* (): KGen<void> {
+    yield* mutexLock(core.igate);
+    yield* waitForCompletion(c);
+    yield* mutexUnlock(core.igate);
+  })());
+  const t = h.kernel.spawnKernelTask('aer', vfioPciCoreAerErrDetected(core));
+  assert.deepEqual([t.state, count(p, e)], ['done', 3n]);
+  h.kernel.spawnKernelTask('release', (function* (): KGen<void> {
+    yield* complete(c);
+  })());
+  assert.equal(holder.state, 'done');
   assert.equal(setIrqs(p, dev, NONE | TRIG, 3, 0, 0), 0); // unregister
   aer();
-  assert.equal(count(p, e), 2n);
+  assert.equal(count(p, e), 3n);
 });
 
 test('irqs: interrupts wait while interrupts are disabled — one raised inside a handler (hard irq context) or under localIrqSave is delivered after, in order', () => {
@@ -546,4 +564,178 @@ test('irqs: interrupts wait while interrupts are disabled — one raised inside 
   assert.equal(b.count, 1n);
   localIrqRestore(k);
   assert.equal(b.count, 2n);
+});
+
+// ---- a device model raising interrupts through the PciHw API ------------------------------------------
+
+/**
+ * A minimal register model (the shape an IOAT-like DMA engine has): BAR0 doorbells, MSI-X table at
+ * BAR0 + 0x2000 and PBA at + 0x3000 (kept by the PCI layer, not by the model). Writing N to 0x00
+ * raises MSI-X vector N, to 0x08 MSI vector N; 0x04 drives INTx (non-zero: asserted).
+ */
+class DoorbellHw extends PciHw {
+  writes = 0;
+  constructor(k: Kernel, pdev: PciDev) {
+    super(k, pdev);
+  }
+  read(bar: number, off: number, size: IoWidth): bigint {
+    if (bar === 0 && off === 0x10 && size === 4) return BigInt(this.writes);
+    return (1n << BigInt(8 * size)) - 1n;
+  }
+  write(bar: number, off: number, size: IoWidth, value: bigint): void {
+    if (bar !== 0 || size !== 4) return;
+    this.writes++;
+    if (off === 0x00) this.raiseMsix(Number(value));
+    else if (off === 0x04) this.setIntx(value !== 0n);
+    else if (off === 0x08) this.raiseMsi(Number(value));
+  }
+}
+pciHwRegister(0x1234, 0xfeed, (k, d) => new DoorbellHw(k, d));
+
+const BELL = { bdf: '0000:01:00.0', index: 0, group: 4 };
+const BELL_HOST = yamlHost(`  - bdf: "0000:01:00.0"
+    name: bell
+    id: "1234:feed"
+    class: 0x088000
+    pcie: true
+    iommu_group: 4
+    driver: vfio-pci
+    reset: [flr]
+    bars: [ { size: 0x4000 } ]
+    caps:
+      - { id: pm, at: 0x40 }
+      - { id: msix, at: 0x60, vectors: 4, table: { bar: 0, offset: 0x2000 }, pba: { bar: 0, offset: 0x3000 } }
+      - { id: pcie, at: 0xa0, flr: true }
+`);
+
+const le32b = (v: number) => new Uint8Array(new Uint32Array([v >>> 0]).buffer);
+const cfgOff = BigInt(U.VFIO_PCI_CONFIG_REGION_INDEX) << 40n;
+
+test('irqs: a PciHw model raising MSI-X (raiseMsix) reaches the SET_IRQS eventfd — only with MSI-X enabled and bus mastering; masked vectors (entry or function mask) wait in the PBA the user reads through BAR0 and go out when unmasked', () => {
+  const h = boot(BELL_HOST);
+  const p = proc(h);
+  const k = h.kernel;
+  const pdev = pciGetDevice(k, BELL.bdf)!;
+  assert.ok(pdev.hw instanceof DoorbellHw);
+  assert.ok(pdev.hw.irq, 'the interrupt layer wired the model at boot');
+  const { dev } = openViaCdev(p, BELL);
+  assert.deepEqual(irqInfo(p, dev, MSIX), { flags: U.VFIO_IRQ_INFO_EVENTFD, count: 4 }); // dynamic MSI-X: no NORESIZE
+  const ring = (v: number) => assert.equal(p.writeBytes(dev, le32b(v), 0n), 4); // BAR0 + 0: the doorbell
+  const pba = () => new DataView(p.readBytes(dev, 8, 0x3000n)!.buffer).getUint32(0, true);
+  const results = (m: number) => argsOf(eventsSince(h, m), 'msix_raise').map((a) => a.result);
+  const cmd = (v: number) => p.writeBytes(dev, new Uint8Array([v & 0xff, v >> 8]), cfgOff + 4n);
+  const e = [0, 1, 2, 3].map(() => p.eventfd(0, 0o4000));
+  const cnt = () => e.map((x) => count(p, x));
+
+  let m = mark(h);
+  ring(0); // MSI-X is not enabled in the capability yet
+  assert.deepEqual(results(m), ['disabled']);
+  assert.equal(pdev.hw.msixEnabled(), false);
+
+  // vectors 0 and 1 with eventfds: the kernel enables MSI-X (and the model sees it)
+  assert.equal(setIrqs(p, dev, EFD | TRIG, MSIX, 0, 2, [e[0]!, e[1]!]), 0);
+  assert.equal(pdev.hw.msixEnabled(), true);
+  m = mark(h);
+  ring(0); // COMMAND.MASTER is clear: the message write is lost
+  assert.deepEqual([results(m), cnt()], [['no-bus-master'], [0n, 0n, 0n, 0n]]);
+  assert.equal(cmd(0x0006), 2); // memory + bus master, through the config region
+  m = mark(h);
+  ring(0);
+  ring(1);
+  ring(1);
+  assert.deepEqual([results(m), cnt()], [['sent', 'sent', 'sent'], [1n, 2n, 0n, 0n]]);
+
+  // vector 3 has no IRQ yet: its entry is masked (msix_mask_all), the raise is pending in the PBA
+  m = mark(h);
+  ring(3);
+  assert.deepEqual([results(m), cnt(), pba()], [['pending'], [1n, 2n, 0n, 0n], 0b1000]);
+  // an eventfd for vector 3: dynamic allocation, request_irq unmasks, the pending message goes out
+  assert.equal(setIrqs(p, dev, EFD | TRIG, MSIX, 3, 1, [e[3]!]), 0);
+  assert.deepEqual([cnt(), pba()], [[1n, 2n, 0n, 1n], 0]);
+
+  // the function mask (MSI-X Function Mask, set by the host kernel): pending until cleared
+  const flags = pdev.msixCap!.at + 2;
+  pciWriteConfigWord(pdev, flags, pciReadConfigWord(pdev, flags) | 0x4000);
+  m = mark(h);
+  ring(0);
+  assert.deepEqual([results(m), cnt(), pba()], [['pending'], [1n, 2n, 0n, 1n], 0b0001]);
+  pciWriteConfigWord(pdev, flags, pciReadConfigWord(pdev, flags) & ~0x4000);
+  assert.deepEqual([cnt(), pba()], [[2n, 2n, 0n, 1n], 0]);
+
+  // vector 1's trigger removed: free_irq masks its entry, a raise waits (and is sent to e0 when
+  // vector 1 gets e0)
+  assert.equal(setIrqs(p, dev, EFD | TRIG, MSIX, 1, 1, [-1]), 0);
+  m = mark(h);
+  ring(1);
+  ring(7); // no such entry
+  assert.deepEqual([results(m), cnt(), pba()], [['pending', 'invalid'], [2n, 2n, 0n, 1n], 0b0010]);
+  // not a table entry, and no MSI capability at all: nothing is sent
+  assert.deepEqual([pciRaiseMsix(k, pdev, 0.5), pciRaiseMsix(k, pdev, -1), pciRaiseMsi(k, pdev, 0)], ['invalid', 'invalid', 'invalid']);
+  assert.deepEqual([cnt(), pba()], [[2n, 2n, 0n, 1n], 0b0010]);
+  assert.equal(setIrqs(p, dev, EFD | TRIG, MSIX, 1, 1, [e[0]!]), 0);
+  assert.deepEqual([cnt(), pba()], [[3n, 2n, 0n, 1n], 0]);
+
+  // the MSI-X table is the PCI layer's: a vfio read of it is refused (excluded range: all ones)
+  // while the kernel's view holds the programmed messages
+  assert.deepEqual([...p.readBytes(dev, 4, 0x2000n)!], [0xff, 0xff, 0xff, 0xff]);
+  assert.equal(pciMsiDescs(k, pdev).length, 3);
+
+  // disabled (count 0): the capability is off, the raise does nothing
+  assert.equal(setIrqs(p, dev, NONE | TRIG, MSIX, 0, 0), 0);
+  m = mark(h);
+  ring(0);
+  assert.deepEqual([results(m), cnt()], [['disabled'], [3n, 2n, 0n, 1n]]);
+  assert.equal(pdev.hw.writes, 10); // every doorbell write reached the model
+});
+
+test('irqs: a PciHw model driving INTx (setIntx) — the handler automasks (DisINTx) and signals once; UNMASK with the line still asserted re-signals; after the model lowers it, UNMASK unmasks and the next assertion signals', () => {
+  const h = boot(BELL_HOST);
+  const p = proc(h);
+  const pdev = pciGetDevice(h.kernel, BELL.bdf)!;
+  const { dev } = openViaCdev(p, BELL);
+  assert.deepEqual(irqInfo(p, dev, INTX), { flags: U.VFIO_IRQ_INFO_EVENTFD | U.VFIO_IRQ_INFO_MASKABLE | U.VFIO_IRQ_INFO_AUTOMASKED, count: 1 });
+  const line = (v: number) => assert.equal(p.writeBytes(dev, le32b(v), 4n), 4);
+  const e = p.eventfd(0, 0o4000);
+  const disint = () => pciReadConfigWord(pdev, 4) & 0x400;
+  assert.equal(setIrqs(p, dev, EFD | TRIG, INTX, 0, 1, [e]), 0);
+  line(1);
+  assert.deepEqual([count(p, e), disint()], [1n, 0x400]);
+  assert.equal(setIrqs(p, dev, NONE | UNMASK, INTX, 0, 1), 0);
+  assert.deepEqual([count(p, e), disint()], [2n, 0x400]); // still asserted: re-sent, stays masked
+  line(0);
+  assert.equal(setIrqs(p, dev, NONE | UNMASK, INTX, 0, 1), 0);
+  assert.deepEqual([count(p, e), disint()], [2n, 0]);
+  line(1);
+  assert.deepEqual([count(p, e), disint()], [3n, 0x400]);
+  // ACTION_MASK with DATA_BOOL 1 while masked changes nothing; INTx disabled (count 0): the line
+  // reaches no handler
+  assert.equal(setIrqs(p, dev, BOOL | MASK, INTX, 0, 1, [1]), 0);
+  line(0);
+  assert.equal(setIrqs(p, dev, NONE | TRIG, INTX, 0, 0), 0);
+  line(1);
+  assert.equal(count(p, e), 3n);
+});
+
+test('irqs: edu through its own registers on INTx — raise (0x60) signals once, UNMASK while the status is set re-signals, lower (0x64) then UNMASK unmasks; a finished factorial with the interrupt bit raises again', () => {
+  const h = boot();
+  const p = proc(h);
+  const pdev = pciGetDevice(h.kernel, EDU.bdf)!;
+  const { dev } = openViaCdev(p, EDU);
+  const wr = (off: number, v: number) => assert.equal(p.writeBytes(dev, le32b(v), BigInt(off)), 4);
+  const rd = (off: number) => new DataView(p.readBytes(dev, 4, BigInt(off))!.buffer).getUint32(0, true);
+  const e = p.eventfd(0, 0o4000);
+  const u = p.eventfd(0, 0o4000);
+  assert.equal(setIrqs(p, dev, EFD | TRIG, INTX, 0, 1, [e]), 0);
+  assert.equal(setIrqs(p, dev, EFD | UNMASK, INTX, 0, 1, [u]), 0);
+  wr(0x60, 1);
+  wr(0x60, 2); // already asserted: no new edge
+  assert.deepEqual([count(p, e), rd(0x24)], [1n, 3]);
+  p.writeBytes(u, new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0])); // unmask through the virqfd
+  assert.equal(count(p, e), 2n);
+  wr(0x64, 3); // the driver acknowledges: edu lowers INTx
+  p.writeBytes(u, new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]));
+  assert.deepEqual([count(p, e), pciReadConfigWord(pdev, 4) & 0x400], [2n, 0]);
+  wr(0x20, 0x80); // interrupt when the factorial is done
+  wr(0x08, 5);
+  assert.deepEqual([count(p, e), rd(0x08), rd(0x24)], [3n, 120, 1]);
 });

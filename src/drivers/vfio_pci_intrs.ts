@@ -698,9 +698,12 @@ export function* vfioPciIrqsDisable(vdev: VfioPciCoreDevice): KGen<void> {
   vdev.virqDisabled = false;
 }
 
-/** vfio_pci_core_aer_err_detected: an AER error on the function signals the ERR eventfd. */
+/**
+ * vfio_pci_core_aer_err_detected: an AER error on the function signals the ERR eventfd. The
+ * kernel reads err_trigger under RCU, not igate: the error is reported even while a SET_IRQS
+ * holds igate (the pointer is replaced whole, so either eventfd is signalled, never half of one).
+ */
 export function* vfioPciCoreAerErrDetected(vdev: VfioPciCoreDevice): KGen<void> {
-  yield* mutexLock(vdev.igate);
-  if (vdev.errTrigger) eventfdSignalNow(vdev.errTrigger);
-  yield* mutexUnlock(vdev.igate);
+  const ev = vdev.errTrigger; // rcu_dereference
+  if (ev) eventfdSignalNow(ev);
 }

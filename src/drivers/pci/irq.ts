@@ -98,8 +98,10 @@ export class IoapicPin {
     readonly gsi: number,
     readonly desc: IrqDesc,
   ) {}
+  /** the line is high while a function still present drives it (a removed one drives nothing) */
   get level(): boolean {
-    return this.inputs.size > 0;
+    for (const d of this.inputs) if (!d.removed) return true;
+    return false;
   }
 }
 

@@ -232,7 +232,21 @@ function msixFlags(pdev: PciDev): number {
   return cap && !pdev.removed ? pdev.config.read(cap.at + PCI_MSIX_FLAGS, 2) : 0;
 }
 
-export type PciIrqResult = 'sent' | 'pending' | 'disabled' | 'no-bus-master' | 'invalid' | 'not-an-interrupt' | 'remap-fault';
+/**
+ * What became of an interrupt a function raised:
+ *   'sent'             the message went out (an MSI-X/MSI write reached the CPU side);
+ *   'pending'          the vector is masked (its mask bit, or the MSI-X function mask): its PBA
+ *                      (MSI: pending) bit is set and the message goes out when it is unmasked;
+ *   'disabled'         MSI-X (MSI) is not enabled in the function's capability: nothing happens;
+ *   'no-bus-master'    COMMAND.MASTER is clear: the message write, and the interrupt, are lost;
+ *   'invalid'          no such vector (or no such capability);
+ *   'not-an-interrupt' the message address is outside the interrupt window (a zeroed, deactivated
+ *                      entry): an ordinary DMA write, no interrupt;
+ *   'remap-fault'      the interrupt-remapping table has no present entry for the message.
+ * The msix_raise / msi_raise trace events carry it.
+ */
+export type PciIrqResult =
+  | 'sent' | 'pending' | 'disabled' | 'no-bus-master' | 'invalid' | 'not-an-interrupt' | 'remap-fault';
 
 function busMaster(pdev: PciDev): boolean {
   return !pdev.removed && !!(pdev.config.read(PCI_COMMAND, 2) & PCI_COMMAND_MASTER);
@@ -276,7 +290,7 @@ export function pciRaiseMsix(k: Kernel, pdev: PciDev, vector: number): PciIrqRes
   msixStorage(s);
   const n = msixTableSize(pdev);
   let r: PciIrqResult;
-  if (vector < 0 || vector >= n) r = 'invalid';
+  if (!Number.isInteger(vector) || vector < 0 || vector >= n) r = 'invalid';
   else {
     const flags = msixFlags(pdev);
     if (!(flags & PCI_MSIX_FLAGS_ENABLE)) r = 'disabled';
@@ -335,7 +349,7 @@ export function pciRaiseMsi(k: Kernel, pdev: PciDev, vector: number): PciIrqResu
   let r: PciIrqResult;
   if (!regs) r = 'invalid';
   else if (!(regs.flags & PCI_MSI_FLAGS_ENABLE)) r = 'disabled';
-  else if (vector < 0 || vector >= 1 << ((regs.flags & PCI_MSI_FLAGS_QSIZE) >> 4)) r = 'invalid';
+  else if (!Number.isInteger(vector) || vector < 0 || vector >= 1 << ((regs.flags & PCI_MSI_FLAGS_QSIZE) >> 4)) r = 'invalid';
   else if (regs.maskPos && (pdev.config.read(regs.maskPos, 4) >>> vector) & 1) {
     pdev.config.set(regs.pendPos, 4, (pdev.config.read(regs.pendPos, 4) | (1 << vector)) >>> 0);
     r = 'pending';
@@ -763,6 +777,21 @@ export function pciIrqConnect(k: Kernel, pdev: PciDev): void {
       msix: (v) => void pciRaiseMsix(k, pdev, v),
       intx: (level) => pciSetIntx(k, pdev, level),
     };
+}
+
+/**
+ * Where an access of `size` bytes at `off` in BAR `bar` falls in the function's MSI-X table or
+ * PBA (which the PCI layer keeps, whatever model implements the rest of the BAR): the offset in
+ * the table (or the PBA), or null when the access is elsewhere.
+ */
+export function pciMsixWindow(pdev: PciDev, bar: number, off: number, size: number): { pba: boolean; off: number } | null {
+  const x = pdev.msixCap;
+  if (!x) return null;
+  const tableLen = x.vectors * PCI_MSIX_ENTRY_SIZE;
+  const pbaLen = Math.ceil(x.vectors / 64) * 8;
+  if (bar === x.tableBar && off >= x.tableOffset && off + size <= x.tableOffset + tableLen) return { pba: false, off: off - x.tableOffset };
+  if (bar === x.pbaBar && off >= x.pbaOffset && off + size <= x.pbaOffset + pbaLen) return { pba: true, off: off - x.pbaOffset };
+  return null;
 }
 
 /** msi_desc / IRQ views for tests and traces */

@@ -49,6 +49,12 @@ export class GenericPciHw extends PciHw {
     return this.barMemory(bar);
   }
 
+  /** RAM-like BARs: a real process may map the memory itself (nothing to trap). */
+  override mmapTrapped(bar: number): boolean {
+    void bar;
+    return false;
+  }
+
   override reset(): void {
     this.bars.forEach((m, bar) => {
       if (!m) return;
