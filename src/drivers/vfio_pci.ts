@@ -1,7 +1,7 @@
 // drivers/vfio/pci/vfio_pci.c: the vfio-pci PCI driver — probe/remove and its vfio_device_ops.
 // It matches only devices whose driver_override is "vfio-pci" (its one ID entry is override-only).
 
-import { EINVAL } from '../kernel/errno.js';
+import { EINVAL, ENOENT } from '../kernel/errno.js';
 import { Kernel } from '../kernel/kernel.js';
 import { KGen } from '../kernel/sched.js';
 import { PciDev, PciDriver } from './pci/pci.js';
@@ -14,7 +14,7 @@ import {
 import {
   VfioPciCoreDevice, toCore, vfioPciCoreCloseDevice, vfioPciCoreEnable, vfioPciCoreFinishEnable, vfioPciCoreIoctl,
   vfioPciCoreIoctlFeature, vfioPciCoreMatch, vfioPciCoreMatchTokenUuid, vfioPciCoreMmap, vfioPciCoreRead,
-  vfioPciCoreRegisterDevice, vfioPciCoreRequest, vfioPciCoreUnregisterDevice, vfioPciCoreWrite,
+  vfioPciCoreRegisterDevice, vfioPciCoreRequest, vfioPciCoreSriovConfigure, vfioPciCoreUnregisterDevice, vfioPciCoreWrite,
   vfioPciIoctlGetRegionInfo,
   setVfioPciIntxOps,
 } from './vfio_pci_core.js';
@@ -118,6 +118,11 @@ export function vfioPciDriver(k: Kernel): PciDriver {
       const core = pdev.drvdata as VfioPciCoreDevice;
       yield* vfioPciCoreUnregisterDevice(core);
       yield* vfioPutDevice(core.vdev);
+    },
+    /** vfio_pci_sriov_configure: only with the enable_sriov module parameter */
+    *sriovConfigure(pdev: PciDev, nrVirtfn: number) {
+      if (!vfioPciParams(k).enableSriov) return -ENOENT;
+      return yield* vfioPciCoreSriovConfigure(pdev.drvdata as VfioPciCoreDevice, nrVirtfn);
     },
   };
 }

@@ -37,6 +37,9 @@ import { PAGE_SIZE } from '../kernel/uaccess.js';
 import { VfioDevice, VfioDeviceSet } from '../vfio/vfio.js';
 import { VfioInfoCap, vfioCheckFeature, vfioAssignDeviceSet, vfioDeviceSetOpenCount, vfioRegisterGroupDev, vfioUnregisterGroupDev } from '../vfio/vfio_main.js';
 import { EventfdCtx, eventfdSignal } from '../kernel/eventfd.js';
+import type { Kernel } from '../kernel/kernel.js';
+import { PciBusNotifier, pciBusRegisterNotifier, pciBusUnregisterNotifier } from './pci/pci.js';
+import { pciDisableSriov, pciEnableSriov, pciNumVf, pciPhysfn } from './pci/iov.js';
 
 export const VFIO_PCI_NUM_REGIONS = 9;
 export const VFIO_PCI_NUM_IRQS = 5;
@@ -57,6 +60,10 @@ export class VfioPciCoreDevice {
   /** a PF bound to vfio-pci with SR-IOV: the token; VFs point to their PF's core device */
   vfToken: VfToken | null = null;
   sriovPfCoreDev: VfioPciCoreDevice | null = null;
+  /** vdev->sriov_active: VFs enabled through vfio_pci_core_sriov_configure (no low power) */
+  sriovActive = false;
+  /** vdev->nb: the PCI bus notifier a PF registers to capture its VFs' driver_override */
+  nb: PciBusNotifier | null = null;
   readonly igate: Mutex;
   reqTrigger: EventfdCtx | null = null;
   errTrigger: EventfdCtx | null = null;
@@ -123,7 +130,8 @@ export function toCore(vdev: VfioDevice): VfioPciCoreDevice {
 export function* vfioPciCoreRegisterDevice(vdev: VfioPciCoreDevice): KGen<number> {
   const pdev = vdev.pdev;
   if (pdev.headerType !== 'normal') return -EINVAL;
-  if (pdev.bus.devices.some((d) => d.isVirtfn && d.physfn === pdev)) {
+  // VFs that exist already might be in use by the host or other users: reject the PF
+  if (pciNumVf(pdev)) {
     vdev.vdev.kernel.printk(`${pdev.name}: Cannot bind to PF with SR-IOV enabled`);
     return -EBUSY;
   }
@@ -132,26 +140,113 @@ export function* vfioPciCoreRegisterDevice(vdev: VfioPciCoreDevice): KGen<number
   else if (pciProbeResetSlot(pdev.slot) === 0) ret = yield* vfioAssignDeviceSet(vdev.vdev, pdev.slot, `slot ${pdev.bus.name}:${pdev.slot!.number.toString(16).padStart(2, '0')}`);
   else ret = yield* vfioAssignDeviceSet(vdev.vdev, pdev.bus, `bus ${pdev.bus.name}`);
   if (ret) return ret;
-  vfioPciVfInit(vdev);
+  yield* vfioPciVfInit(vdev);
   vfioPciProbePowerState(vdev);
-  return yield* vfioRegisterGroupDev(vdev.vdev);
+  ret = yield* vfioRegisterGroupDev(vdev.vdev);
+  if (ret) vfioPciVfUninit(vdev);
+  return ret;
 }
 
-/** vfio_pci_vf_init: a VF whose PF is a vfio-pci device uses the PF's token. */
-function vfioPciVfInit(vdev: VfioPciCoreDevice): void {
+/** vfio_pci_sriov_pfs: the PFs vfio_pci_core_sriov_configure() has been called on, and its mutex */
+function vfioPciSriovPfs(k: Kernel): { list: VfioPciCoreDevice[]; mutex: Mutex } {
+  return k.state('vfio_pci_sriov_pfs', () => ({ list: [] as VfioPciCoreDevice[], mutex: new Mutex('vfio_pci_sriov_pfs_mutex') }));
+}
+
+/** uuid_gen: a random (version 4) UUID */
+function uuidGen(): Uint8Array {
+  const u = new Uint8Array(16);
+  globalThis.crypto.getRandomValues(u);
+  u[6] = (u[6]! & 0x0f) | 0x40;
+  u[8] = (u[8]! & 0x3f) | 0x80;
+  return u;
+}
+
+/**
+ * vfio_pci_vf_init: a VF created by a vfio-pci PF's sriov_configure finds that PF (its token
+ * applies); a PF gets a random VF token and a bus notifier that captures its VFs for vfio-pci.
+ */
+function* vfioPciVfInit(vdev: VfioPciCoreDevice): KGen<number> {
   const pdev = vdev.pdev;
+  const k = vdev.vdev.kernel;
   if (pdev.isVirtfn) {
-    const pf = pdev.physfn;
-    const pfCore = pf && pf.drvdata instanceof VfioPciCoreDevice ? pf.drvdata : null;
-    vdev.sriovPfCoreDev = pfCore;
-    return;
+    const physfn = pciPhysfn(pdev);
+    const pfs = vfioPciSriovPfs(k);
+    yield* mutexLock(pfs.mutex);
+    vdev.sriovPfCoreDev = pfs.list.find((cur) => cur.pdev === physfn) ?? null;
+    yield* mutexUnlock(pfs.mutex);
+    return 0;
   }
-  if (pdev.sriov) vdev.vfToken = { lock: new Mutex(`vf_token(${pdev.name})`), uuid: new Uint8Array(16), users: 0 };
+  if (!pdev.isPhysfn) return 0;
+  vdev.vfToken = { lock: new Mutex(`vf_token(${pdev.name})`), uuid: uuidGen(), users: 0 };
+  // vfio_pci_bus_notifier
+  vdev.nb = (action, d) => {
+    if (!d.isVirtfn || pciPhysfn(d) !== pdev) return;
+    if (action === 'add_device') {
+      k.printk(`${pdev.name}: Captured SR-IOV VF ${d.name} driver_override`);
+      d.driverOverride = vdev.vdev.ops.name;
+    } else if (action === 'bound_driver') {
+      const drv = d.driver;
+      if (drv && drv !== pdev.driver) k.printk(`${pdev.name}: VF ${d.name} bound to driver ${drv.name} while PF bound to driver ${pdev.driver?.name ?? '(none)'}`);
+    }
+  };
+  pciBusRegisterNotifier(k, vdev.nb);
+  return 0;
 }
 
-/** vfio_pci_core_unregister_device */
+/** vfio_pci_vf_uninit */
+function vfioPciVfUninit(vdev: VfioPciCoreDevice): void {
+  if (!vdev.vfToken) return;
+  const k = vdev.vdev.kernel;
+  if (vdev.nb) pciBusUnregisterNotifier(k, vdev.nb);
+  vdev.nb = null;
+  if (vdev.vfToken.users) k.warn(`${vdev.pdev.name}: vf_token still has ${vdev.vfToken.users} users at uninit`);
+  vdev.vfToken = null;
+}
+
+/** vfio_pci_core_unregister_device: VFs disabled first (waits for their users), then unregister */
 export function* vfioPciCoreUnregisterDevice(vdev: VfioPciCoreDevice): KGen<void> {
+  yield* vfioPciCoreSriovConfigure(vdev, 0);
   yield* vfioUnregisterGroupDev(vdev.vdev);
+  vfioPciVfUninit(vdev);
+}
+
+/**
+ * vfio_pci_core_sriov_configure (the PF's device lock held): enabling puts the PF on the
+ * sriov_pfs list (EINVAL if it is already there), brings it to D0, marks SR-IOV active and
+ * enables the VFs, returning their number; 0 disables the VFs (removing them waits for their
+ * users) and takes the PF off the list.
+ */
+export function* vfioPciCoreSriovConfigure(vdev: VfioPciCoreDevice, nrVirtfn: number): KGen<number> {
+  const pdev = vdev.pdev;
+  const k = vdev.vdev.kernel;
+  const pfs = vfioPciSriovPfs(k);
+  let ret = 0;
+  if (nrVirtfn) {
+    yield* mutexLock(pfs.mutex);
+    // only the thread that put the device on the list may call pci_enable_sriov, once
+    if (pfs.list.includes(vdev)) {
+      yield* mutexUnlock(pfs.mutex);
+      return -EINVAL;
+    }
+    pfs.list.push(vdev);
+    yield* mutexUnlock(pfs.mutex);
+    // (pm_runtime_resume_and_get: runtime PM is not modelled)
+    yield* downWrite(vdev.memoryLock);
+    yield* vfioPciSetPowerState(vdev, PCI_D0);
+    vdev.sriovActive = true;
+    yield* upWrite(vdev.memoryLock);
+    ret = yield* pciEnableSriov(k, pdev, nrVirtfn);
+    if (!ret) return nrVirtfn;
+  } else if (pciNumVf(pdev)) {
+    yield* pciDisableSriov(k, pdev);
+  }
+  // out_del
+  vdev.sriovActive = false;
+  yield* mutexLock(pfs.mutex);
+  const i = pfs.list.indexOf(vdev);
+  if (i >= 0) pfs.list.splice(i, 1);
+  yield* mutexUnlock(pfs.mutex);
+  return ret;
 }
 
 /** vfio_pci_nointx: functions whose INTx masking is broken (i40e, X550): INTx is hidden */
@@ -455,6 +550,8 @@ export function* vfioPciSetPowerState(vdev: VfioPciCoreDevice, state: PciPowerSt
   const pdev = vdev.pdev;
   let needsSave = false;
   let needsRestore = false;
+  // no low power for a PF with VFs enabled
+  if (state > PCI_D0 && vdev.sriovActive) return -EBUSY;
   if (vdev.needsPmRestore) {
     if (pdev.currentState < PCI_D3hot && state >= PCI_D3hot) needsSave = true;
     if (pdev.currentState >= PCI_D3hot && state <= PCI_D0) needsRestore = true;
@@ -593,6 +690,7 @@ export function* vfioPciCoreMmap(vdev: VfioPciCoreDevice, vma: VmArea): KGen<num
   vma.mmio = {
     access: (off: number, data: Uint8Array, write: boolean) => vfioPciMmapAccess(vdev, index, reqStart + off, data, write),
   };
+  if (pdev.hw?.mmapTrapped(index) !== false) vma.trapped = true;
   return 0;
 }
 

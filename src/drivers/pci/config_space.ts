@@ -93,6 +93,9 @@ export const PCI_EXP_DEVCTL2 = 40;
 export const PCI_EXP_DEVCAP2_EFF = 0x00100000;
 export const PCI_EXP_DEVCAP2_EETLPP = 0x00200000;
 export const PCI_EXP_DEVCTL2_EETLPPB = 0x8000;
+export const PCI_EXP_DEVCAP2_ARI = 0x00000020;
+export const PCI_EXP_DEVCTL2_ARI = 0x0020;
+export const PCI_EXT_CAP_ID_ARI = 0x0e;
 export const PCI_EXP_LNKCTL2 = 48;
 
 export const PCI_ERR_UNCOR_STATUS = 4;
@@ -394,8 +397,10 @@ function buildCap(cs: PciConfigSpace, d: PciDev, c: PciCap, next: number): void 
       if (c.type === 'root-port') put(cs, at + PCI_EXP_RTCTL, 2, 0, 0x001f);
       if (c.version >= 2) {
         // v2: extended fmt field and end-end TLP prefix supported, prefix blocking writable (QEMU)
-        put(cs, at + PCI_EXP_DEVCAP2, 4, PCI_EXP_DEVCAP2_EFF | PCI_EXP_DEVCAP2_EETLPP);
-        put(cs, at + PCI_EXP_DEVCTL2, 2, 0, PCI_EXP_DEVCTL2_EETLPPB);
+        // ports forward ARI (QEMU's pcie_cap_arifwd_init on root and downstream ports)
+        const port = c.type === 'root-port' || c.type === 'downstream-port';
+        put(cs, at + PCI_EXP_DEVCAP2, 4, PCI_EXP_DEVCAP2_EFF | PCI_EXP_DEVCAP2_EETLPP | (port ? PCI_EXP_DEVCAP2_ARI : 0));
+        put(cs, at + PCI_EXP_DEVCTL2, 2, 0, PCI_EXP_DEVCTL2_EETLPPB | (port ? PCI_EXP_DEVCTL2_ARI : 0));
         if (hasLink) put(cs, at + PCI_EXP_LNKCTL2, 2, 0, 0xffff);
       }
       break;

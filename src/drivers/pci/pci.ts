@@ -17,6 +17,7 @@ import type { PciHw } from './hw/hw.js';
 import { pciHwCreate } from './hw/models.js';
 import { pciDevIrq } from './irq.js';
 import { pciIrqConnect } from './msi.js';
+import { PciSriov, pciConfigureAri, pciIovInit, pciIovRemove } from './iov.js';
 import { Kernel } from '../../kernel/kernel.js';
 import { KGen, KObject } from '../../kernel/sched.js';
 import { Mutex, mutexLock, mutexTrylock, mutexUnlock } from '../../kernel/sync.js';
@@ -43,7 +44,13 @@ export interface PciDriver {
   match(pdev: PciDev): boolean;
   probe(pdev: PciDev): KGen<number>;
   remove(pdev: PciDev): KGen<void>;
+  /** ->sriov_configure (sriov_numvfs): the VFs enabled, or -errno; absent: not supported */
+  sriovConfigure?(pdev: PciDev, nrVirtfn: number): KGen<number>;
 }
+
+/** Bus notifier actions (BUS_NOTIFY_ADD_DEVICE, BUS_NOTIFY_BOUND_DRIVER) */
+export type PciBusNotifierAction = 'add_device' | 'bound_driver';
+export type PciBusNotifier = (action: PciBusNotifierAction, pdev: PciDev) => void;
 
 export class PciBus extends KObject {
   readonly devices: PciDev[] = [];
@@ -124,8 +131,11 @@ export class PciDev extends KObject {
   resets = { function: 0, bus: 0 };
   /** the topology's friendly name (e1000e, nvme, ...) */
   nickname: string | null = null;
-  /** SR-IOV capability (PF): total VFs */
-  sriov: { totalVfs: number; numVfs: number } | null = null;
+  /** pdev->sriov and pdev->is_physfn: the SR-IOV state of a PF (drivers/pci/iov.ts) */
+  sriov: PciSriov | null = null;
+  isPhysfn = false;
+  /** a bridge forwarding ARI (bridge->ari_enabled, set by pci_configure_ari) */
+  ariEnabled = false;
   /** AtomicOp completer widths (VFIO_DEVICE_INFO_CAP_PCI_ATOMIC_COMP flags), 0 if none */
   atomicComp = 0;
   /** resources 0-5 (BARs) and 6 (expansion ROM); a null entry is unimplemented */
@@ -217,10 +227,25 @@ interface PciState {
   buses: Map<string, PciBus>;
   devices: Map<string, PciDev>;
   drivers: Map<string, PciDriver>;
+  /** bus_register_notifier(&pci_bus_type, ...) */
+  notifiers: PciBusNotifier[];
 }
 
 export function pciState(k: Kernel): PciState {
-  return k.state<PciState>('pci', () => ({ buses: new Map(), devices: new Map(), drivers: new Map() }));
+  return k.state<PciState>('pci', () => ({ buses: new Map(), devices: new Map(), drivers: new Map(), notifiers: [] }));
+}
+
+/** bus_register_notifier / bus_unregister_notifier on the PCI bus */
+export function pciBusRegisterNotifier(k: Kernel, nb: PciBusNotifier): void {
+  pciState(k).notifiers.push(nb);
+}
+export function pciBusUnregisterNotifier(k: Kernel, nb: PciBusNotifier): void {
+  const l = pciState(k).notifiers;
+  const i = l.indexOf(nb);
+  if (i >= 0) l.splice(i, 1);
+}
+function pciBusNotify(k: Kernel, action: PciBusNotifierAction, d: PciDev): void {
+  for (const nb of [...pciState(k).notifiers]) nb(action, d);
 }
 
 export function pciGetDevice(k: Kernel, name: string): PciDev | undefined {
@@ -268,9 +293,9 @@ export function pciDeviceAdd(k: Kernel, d: PciDev): void {
   d.hw = pciHwCreate(k, d);
   // the function's interrupt wiring: INTx route, MSI/MSI-X registers, the model's irq outputs
   pciIrqConnect(k, d);
-  // a second function in the slot makes the first one multi-function
+  // a second function in the slot makes the first one multi-function (never a VF: multifunction = 0)
   for (const o of d.bus.devices)
-    if (o !== d && o.devfn >> 3 === d.devfn >> 3) {
+    if (o !== d && !o.isVirtfn && !d.isVirtfn && o.devfn >> 3 === d.devfn >> 3) {
       o.config.data[PCI_HEADER_TYPE] |= 0x80;
       o.config.init[PCI_HEADER_TYPE] |= 0x80;
     }
@@ -325,11 +350,16 @@ export function pciDeviceAdd(k: Kernel, d: PciDev): void {
     },
     mode: 0o200,
   });
+  // pci_init_capabilities: pci_configure_ari, then pci_iov_init (a PF's SR-IOV state and its
+  // sriov_* attributes)
+  pciConfigureAri(d);
+  pciIovInit(k, d);
   deviceAdd(k, d.kdev);
   k.vfs.mkdirp('/sys/bus/pci/devices', k.sysFs);
   k.vfs.addRelLink(`/sys/bus/pci/devices/${d.name}`, d.sysfsPath);
   k.vfs.addRelLink(`${d.sysfsPath}/subsystem`, '/sys/bus/pci');
   st.devices.set(d.name, d);
+  pciBusNotify(k, 'add_device', d);
 }
 
 /** driver_override_store (drivers/base/driver.c: driver_set_override) */
@@ -436,7 +466,10 @@ function* reallyProbe(k: Kernel, d: PciDev, drv: PciDriver): KGen<number> {
   k.vfs.addRelLink(`${drvDir}/${d.name}`, d.sysfsPath);
   k.vfs.addRelLink(`${d.sysfsPath}/driver`, drvDir);
   k.event('driver_probe', { device: d.name, driver: drv.name });
-  const r = yield* drv.probe(d);
+  // pci_device_probe: a VF probes only if its PF's sriov_drivers_autoprobe allows it or it has a
+  // driver_override (pci_device_can_probe)
+  const canProbe = !d.isVirtfn || !d.physfn?.sriov || d.physfn.sriov.driversAutoprobe || d.driverOverride !== null;
+  const r = canProbe ? yield* drv.probe(d) : -ENODEV;
   if (r) {
     k.vfs.remove(`${drvDir}/${d.name}`);
     k.vfs.remove(`${d.sysfsPath}/driver`);
@@ -445,6 +478,7 @@ function* reallyProbe(k: Kernel, d: PciDev, drv: PciDriver): KGen<number> {
     k.event('driver_probe_failed', { device: d.name, driver: drv.name, ret: r });
     return r;
   }
+  pciBusNotify(k, 'bound_driver', d);
   return 0;
 }
 
@@ -458,6 +492,8 @@ export function* deviceReleaseDriver(k: Kernel, d: PciDev): KGen<void> {
     k.vfs.remove(`${drvDir}/${d.name}`);
     k.vfs.remove(`${d.sysfsPath}/driver`);
     yield* drv.remove(d);
+    // pci_device_remove: pci_iov_remove after the driver's ->remove
+    pciIovRemove(k, d);
     if (!drv.driverManagedDma) yield* iommuDeviceUnuseDefaultDomain(d, (m) => k.warn(m));
     d.driver = null;
     d.drvdata = null;
