@@ -1571,7 +1571,23 @@ static void set_label(const struct step *st, long long val, uint8_t *outb, uint3
 	}
 }
 
-/* run one step; the result goes to the output as { line, ret, errno, out } */
+/* a step's recorded bytes: a run of OUT_ZEROS_MIN or more zero bytes at the end is written as
+ * out_zeros: N instead (a large argsz buffer with a zero tail stays small) */
+#define OUT_ZEROS_MIN 32
+static void oout(const uint8_t *b, uint32_t n)
+{
+	uint32_t keep = n;
+	while (keep && !b[keep - 1])
+		keep--;
+	if (n - keep < OUT_ZEROS_MIN)
+		keep = n;
+	O(", out: ");
+	ohex(b, keep);
+	if (keep < n)
+		O(", out_zeros: %u", n - keep);
+}
+
+/* run one step; the result goes to the output as { line, ret, errno, out[, out_zeros] } */
 static void run_step(const struct step *st, const char *ind)
 {
 	long long ret = 0;
@@ -1707,10 +1723,8 @@ emit:
 	O("%s- { line: %d, ret: %lld", ind, st->line, ret);
 	if (ret < 0)
 		O(", errno: %s", errno_name(err));
-	if (buf) {
-		O(", out: ");
-		ohex(buf, blen);
-	}
+	if (buf)
+		oout(buf, blen);
 	O(" }\n");
 	free(buf);
 }
@@ -2168,6 +2182,14 @@ static void emit_host(const char *name, const char *desc, struct fn **sel, int n
 	if (aw)
 		O("  address_width: %d\n", aw);
 	O("  interrupt_remapping: %s\n  cache_coherency: true\n  enforce_cache_coherency: %s\n", ir, enforce ? "true" : "false");
+	/* VT-d: the capability registers IOMMU_GET_HW_INFO reports (struct iommu_hw_info_vtd) */
+	if (cap && !cap->hw_err && cap->hw_type == 1 && cap->hw_len >= 24) {
+		O("  vtd_cap_reg: ");
+		ou64(get64(cap->hw_data, 8));
+		O("\n  vtd_ecap_reg: ");
+		ou64(get64(cap->hw_data, 16));
+		O("\n");
+	}
 	/* reserved regions: the union over the IOMMU groups */
 	char **groups;
 	int ng = list_dir("/sys/kernel/iommu_groups", &groups);
@@ -2382,6 +2404,11 @@ static void emit_host(const char *name, const char *desc, struct fn **sel, int n
 
 	O("recorded:\n");
 	O("  recorder: %d\n", RECORDER_VERSION);
+	/* the functions recorded through VFIO, in the order they were captured and probed */
+	O("  selected: [");
+	for (int i = 0; i < nsel; i++)
+		O("%s\"%s\"", i ? ", " : "", sel[i]->bdf);
+	O("]\n");
 	O("  uname: { release: ");
 	oq(u.release);
 	O(", version: ");

@@ -27,6 +27,8 @@ export interface IommuHw {
   reservedRegions: ReservedRegion[];
   /** name of the default domain type shown in sysfs (DMA, DMA-FQ, identity) */
   defaultDomainType: string;
+  /** VT-d cap_reg / ecap_reg as IOMMU_GET_HW_INFO reports them (a recorded machine's); null: the model's */
+  vtdRegs?: { cap: bigint; ecap: bigint } | null;
 }
 
 export interface ReservedRegion {

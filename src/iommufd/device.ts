@@ -396,8 +396,9 @@ function intelIommuHwInfo(dev: IommuDevice, type: { v: number }): Uint8Array | n
   if (type.v !== I.IOMMU_HW_INFO_TYPE_DEFAULT && type.v !== I.IOMMU_HW_INFO_TYPE_INTEL_VTD) return -EOPNOTSUPP;
   const vtd = new StructBuf(I.iommu_hw_info_vtd);
   vtd.set('flags', I.IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17);
-  vtd.set('cap_reg', vtdCapReg(dev.iommuGroup!.hw.apertureEnd));
-  vtd.set('ecap_reg', VTD_ECAP_REG);
+  const hw = dev.iommuGroup!.hw;
+  vtd.set('cap_reg', hw.vtdRegs?.cap ?? vtdCapReg(hw.apertureEnd));
+  vtd.set('ecap_reg', hw.vtdRegs?.ecap ?? VTD_ECAP_REG);
   type.v = I.IOMMU_HW_INFO_TYPE_INTEL_VTD;
   return vtd.buf;
 }

@@ -421,6 +421,8 @@ export interface StepResult {
   errno?: string;
   /** hex of the bytes the step recorded (an ioctl's buffer after the call, pread, peek) */
   out?: string;
+  /** a zero tail of at least OUT_ZEROS_MIN bytes left out of `out` (its length) */
+  outZeros?: number;
   /** the step could not be run (an unset variable; in the simulator: an exception) */
   error?: string;
 }
@@ -461,6 +463,16 @@ export function probeTargets(host: Host, bdfs?: string[]): ProbeTarget[] {
       index: d.vfio!.index,
     }))
     .sort((a, b) => a.index - b.index || (a.bdf < b.bdf ? -1 : 1));
+}
+
+/** A step's recorded bytes as the recorder writes them: a zero tail of 32 bytes or more is cut off. */
+export const OUT_ZEROS_MIN = 32;
+export function encodeOut(b: Uint8Array): { out: string; outZeros?: number } {
+  let keep = b.length;
+  while (keep && !b[keep - 1]) keep--;
+  if (b.length - keep < OUT_ZEROS_MIN) keep = b.length;
+  const out = Buffer.from(b.subarray(0, keep)).toString('hex');
+  return keep < b.length ? { out, outZeros: b.length - keep } : { out };
 }
 
 class RunError extends Error {}
@@ -571,7 +583,7 @@ class Interp {
   private res(st: Step, r: number, out?: Uint8Array): StepResult {
     const res: StepResult = { line: st.line, ret: r };
     if (r < 0) res.errno = errnoName(this.p.errno);
-    if (out) res.out = Buffer.from(out).toString('hex');
+    if (out) Object.assign(res, encodeOut(out));
     return res;
   }
 
@@ -613,7 +625,7 @@ class Interp {
           if (off + BigInt(st.len) > BigInt(x.mem.len)) throw new RunError(`peek past the end of ${st.mem}`);
           const out = p.mem.read(x.mem.addr + Number(off), st.len);
           this.setLabel(st, { val: 0n, out });
-          return { line: st.line, ret: 0, out: Buffer.from(out).toString('hex') };
+          return { line: st.line, ret: 0, ...encodeOut(out) };
         }
         case 'pread': {
           const fd = this.fd(st.fd);
