@@ -10,6 +10,8 @@ import { benchIoas } from './ioas.js';
 import { benchBridge } from './bridge.js';
 import { benchVfioPciRw } from './vfio_pci_rw.js';
 import { benchExplore } from './explore.js';
+import { benchIrqs } from './irqs.js';
+import { benchIoat } from './ioat.js';
 
 interface Result {
   name: string;
@@ -103,7 +105,7 @@ async function main(): Promise<void> {
   })());
   results.push(getInfo);
   if (host.kernel.warnings.length) throw new Error(`kernel warnings during the benchmark: ${JSON.stringify(host.kernel.warnings)}`);
-  for (const r of [...benchType1(ms), ...benchIoas(ms), ...benchVfioPciRw(ms).filter((r) => !r.name.startsWith('null'))]) results.push({ name: r.name, ops: 0, seconds: 0, opsPerSec: r.opsPerSec });
+  for (const r of [...benchType1(ms), ...benchIoas(ms), ...benchVfioPciRw(ms), ...benchIrqs(ms), ...benchIoat(ms)].filter((r) => !r.name.startsWith('null'))) results.push({ name: r.name, ops: 0, seconds: 0, opsPerSec: r.opsPerSec });
   for (const r of results) r.vsNull = nul.opsPerSec / r.opsPerSec;
   const bridge = process.argv.includes('--no-bridge') ? [] : await benchBridge(ms).catch((e: Error) => {
     process.stderr.write(`bench: bridge part skipped: ${e.message.split('\n')[0]}\n`);

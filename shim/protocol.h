@@ -28,7 +28,20 @@ enum vsim_op {
 	VSIM_OP_FCNTL = 15,
 	VSIM_OP_INFO = 16,
 	VSIM_OP_ECHO = 17,
+	VSIM_OP_MMIO = 18,
 };
+
+/* MMAP: flags = prot, a = {length, mmap flags, offset, address the shim maps at}; the answer
+ * carries the memfd (SCM_RIGHTS) and struct vsim_mmap_ans.
+ * MMIO: fd = the mapping's file, a = {mapping id, offset in the mapping, size, value or source
+ * address}, flags = VSIM_MMIO_WRITE for a store; a load's answer carries its bytes; -EFAULT: the
+ * access faults (SIGBUS). */
+struct vsim_mmap_ans {
+	uint64_t offset; /* of the mapping in the memfd */
+	uint32_t id;     /* the daemon's mapping id */
+	uint32_t trapped;
+};
+#define VSIM_MMIO_WRITE 1
 
 /* answer flags */
 #define VSIM_RESP_FD 1        /* an fd is attached (SCM_RIGHTS) */

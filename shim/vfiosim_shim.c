@@ -30,6 +30,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
+#include <ucontext.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -590,46 +592,97 @@ EXPORT int fcntl64(int fd, int cmd, ...) {
 }
 
 /* Mappings of emulated files: each keeps a dup of the file's fd, so the file stays open while it
- * is mapped (the kernel's vma->vm_file), dropped when the whole range is unmapped. */
+ * is mapped (the kernel's vma->vm_file), dropped when the whole range is unmapped. A mapping of
+ * registers with side effects is trapped: its pages are PROT_NONE, every load and store faults,
+ * and the SIGSEGV handler below decodes the instruction, forwards the access to the daemon
+ * (the driver's vm_ops run synchronously) and steps over it. Slots are never moved (a signal
+ * handler reads them without the lock): a freed slot has end == 0 and is reused. */
 struct emap {
-	uintptr_t start, end;
-	int keep;
+	uintptr_t start, end; /* what is still mapped */
+	uintptr_t orig;       /* where the mapping began: offsets are relative to it */
+	int keep;             /* the dup of the file */
+	int prot;             /* as the program asked */
+	int trapped;
+	uint32_t id;          /* the daemon's mapping id */
 };
-static struct emap g_maps[256];
-static int g_nmaps;
+#define MAX_MAPS 1024
+static struct emap g_maps[MAX_MAPS];
+static int g_nmaps; /* high-water mark */
+static int g_live;  /* slots in use */
 static pthread_mutex_t g_maps_lock = PTHREAD_MUTEX_INITIALIZER;
 
+static void trap_install(void);
+
 static void *emu_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
-	struct vsim_req rq = {.op = VSIM_OP_MMAP, .fd = fd, .a = {len, (uint64_t)prot, (uint64_t)flags, (uint64_t)off}};
-	struct answer ans;
-	int64_t r = vsim_call(&rq, NULL, NULL, 0, &ans);
-	if (r < 0) {
-		if (ans.fd >= 0) close(ans.fd);
-		errno = (int)-r;
-		return MAP_FAILED;
-	}
-	if (ans.fd < 0) {
-		errno = ENODEV;
-		return MAP_FAILED;
-	}
-	/* the device memory is a memfd the daemon maps too: map the same pages */
 	REAL(void *(*)(void *, size_t, int, int, int, off_t), mmap);
-	void *p = real_mmap(addr, len, prot, flags, ans.fd, (off_t)r);
+	REAL(int (*)(void *, size_t), munmap);
+	if (!len) {
+		errno = EINVAL;
+		return MAP_FAILED;
+	}
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	size_t plen = (len + pg - 1) / pg * pg;
+	/* the address first (the daemon records where the mapping is): the program's MAP_FIXED one,
+	 * else a reservation, replaced below */
+	void *at = addr;
+	int reserved = 0;
+	if (!(flags & MAP_FIXED)) {
+		at = real_mmap(addr, plen, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | (flags & MAP_FIXED_NOREPLACE), -1, 0);
+		if (at == MAP_FAILED) return at;
+		reserved = 1;
+	}
+	struct vsim_req rq = {.op = VSIM_OP_MMAP, .fd = fd, .flags = (uint32_t)prot,
+	                      .a = {len, (uint64_t)(unsigned)flags, (uint64_t)off, (uint64_t)(uintptr_t)at}};
+	struct vsim_mmap_ans ma;
+	struct answer ans;
+	int64_t r = vsim_call(&rq, NULL, &ma, sizeof ma, &ans);
+	if (r < 0 || ans.fd < 0 || ans.len < sizeof ma) {
+		if (ans.fd >= 0) close(ans.fd);
+		if (reserved) real_munmap(at, plen);
+		errno = r < 0 ? (int)-r : ENODEV;
+		return MAP_FAILED;
+	}
+	/* the device memory is a memfd the daemon maps too: map the same pages (PROT_NONE if every
+	 * access must reach the driver) */
+	int keepflags = flags & (MAP_POPULATE | MAP_LOCKED | MAP_NORESERVE);
+	void *p = real_mmap(at, len, ma.trapped ? PROT_NONE : prot, MAP_SHARED | MAP_FIXED | keepflags, ans.fd, (off_t)ma.offset);
 	int e = errno;
 	close(ans.fd);
 	if (p == MAP_FAILED) {
+		if (reserved) real_munmap(at, plen);
 		errno = e;
 		return p;
 	}
 	int keep = fcntl(fd, F_DUPFD_CLOEXEC, 64);
+	if (ma.trapped) trap_install();
 	pthread_mutex_lock(&g_maps_lock);
-	if (keep >= 0 && g_nmaps < (int)(sizeof g_maps / sizeof g_maps[0])) {
-		size_t pg = (size_t)sysconf(_SC_PAGESIZE);
-		g_maps[g_nmaps++] = (struct emap){(uintptr_t)p, (uintptr_t)p + ((len + pg - 1) / pg) * pg, keep};
-	} else if (keep >= 0) {
-		close(keep);
+	int slot = -1;
+	if (keep >= 0) {
+		for (int i = 0; i < g_nmaps && slot < 0; i++)
+			if (!g_maps[i].end) slot = i;
+		if (slot < 0 && g_nmaps < MAX_MAPS) slot = g_nmaps;
+	}
+	if (slot >= 0) {
+		struct emap *m = &g_maps[slot];
+		m->start = m->orig = (uintptr_t)p;
+		m->keep = keep;
+		m->prot = prot;
+		m->trapped = (int)ma.trapped;
+		m->id = ma.id;
+		__atomic_store_n(&m->end, (uintptr_t)p + plen, __ATOMIC_RELEASE);
+		if (slot == g_nmaps) __atomic_store_n(&g_nmaps, g_nmaps + 1, __ATOMIC_RELEASE);
+		g_live++;
 	}
 	pthread_mutex_unlock(&g_maps_lock);
+	if (slot < 0) {
+		if (keep >= 0) close(keep);
+		if (ma.trapped) {
+			/* without a slot its accesses could not be forwarded: refuse it (mm/mmap.c's ENOMEM) */
+			real_munmap(p, plen);
+			errno = ENOMEM;
+			return MAP_FAILED;
+		}
+	}
 	return p;
 }
 EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
@@ -645,15 +698,17 @@ EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off64_t
 EXPORT int munmap(void *addr, size_t len) {
 	REAL(int (*)(void *, size_t), munmap);
 	int r = real_munmap(addr, len);
-	if (r == 0 && g_nmaps) {
-		uintptr_t s = (uintptr_t)addr, e = s + len;
+	if (r == 0 && g_live) {
+		size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+		uintptr_t s = (uintptr_t)addr, e = s + (len + pg - 1) / pg * pg;
 		pthread_mutex_lock(&g_maps_lock);
 		for (int i = 0; i < g_nmaps; i++) {
 			struct emap *m = &g_maps[i];
-			if (e <= m->start || s >= m->end) continue;
+			if (!m->end || e <= m->start || s >= m->end) continue;
 			if (s <= m->start && e >= m->end) {
+				__atomic_store_n(&m->end, 0, __ATOMIC_RELEASE);
 				close(m->keep);
-				g_maps[i--] = g_maps[--g_nmaps];
+				g_live--;
 			} else if (s <= m->start) {
 				m->start = e;
 			} else if (e >= m->end) {
@@ -663,6 +718,296 @@ EXPORT int munmap(void *addr, size_t len) {
 		pthread_mutex_unlock(&g_maps_lock);
 	}
 	return r;
+}
+
+/* ---- trapped mappings: the SIGSEGV handler ------------------------------------------------------ */
+
+static struct sigaction g_app_segv;  /* the program's own SIGSEGV disposition */
+static int g_trap_installed;
+static pthread_mutex_t g_trap_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static const struct emap *trap_find(uintptr_t a) {
+	int n = __atomic_load_n(&g_nmaps, __ATOMIC_ACQUIRE);
+	for (int i = 0; i < n; i++) {
+		const struct emap *m = &g_maps[i];
+		uintptr_t end = __atomic_load_n(&m->end, __ATOMIC_ACQUIRE);
+		if (end && m->trapped && a >= m->start && a < end) return m;
+	}
+	return NULL;
+}
+
+/* gregs index of general register n (ModRM numbering) */
+static const int GREG[16] = {REG_RAX, REG_RCX, REG_RDX, REG_RBX, REG_RSP, REG_RBP, REG_RSI, REG_RDI,
+                             REG_R8,  REG_R9,  REG_R10, REG_R11, REG_R12, REG_R13, REG_R14, REG_R15};
+
+/* One decoded memory access: the MOV forms compilers and readl/writel emit, and MOVDIR64B. */
+struct insn {
+	int len;         /* bytes */
+	int write;       /* a store */
+	int size;        /* bytes accessed: 1, 2, 4, 8 or 64 */
+	int reg;         /* register operand (ModRM numbering), -1 for an immediate */
+	int byte_hi;     /* reg is AH..BH (no REX) */
+	int dst_size;    /* loads: bytes written to the register */
+	int ext;         /* loads: 0 none, 1 zero-extend, 2 sign-extend */
+	uint64_t imm;
+	uintptr_t ea;    /* the memory operand's address */
+	int movdir64b;   /* store of 64 bytes from ea to the address in reg */
+};
+
+static int decode(const uint8_t *ip, ucontext_t *uc, struct insn *in) {
+	greg_t *g = uc->uc_mcontext.gregs;
+	const uint8_t *p = ip;
+	int opsize = 0, rex = 0;
+	memset(in, 0, sizeof *in);
+	in->reg = -1;
+	for (;; p++) {
+		if (*p == 0x66) opsize = 1;
+		else if (*p == 0x2e || *p == 0x3e || *p == 0x26 || *p == 0x36) continue;
+		else break;
+		if (p - ip > 4) return -1;
+	}
+	if ((*p & 0xf0) == 0x40) rex = *p++;
+	int w = rex & 8, op = *p++, twobyte = 0, imm_bytes = 0;
+	int osz = w ? 8 : opsize ? 2 : 4;
+	if (op == 0x0f) {
+		twobyte = 1;
+		op = *p++;
+		if (op == 0x38 && *p == 0xf8 && opsize && !w) { /* 66 0F 38 F8: MOVDIR64B */
+			p++;
+			in->movdir64b = 1;
+			in->write = 1;
+			in->size = 64;
+		} else if (op == 0xb6 || op == 0xb7 || op == 0xbe || op == 0xbf) {
+			in->size = (op & 1) ? 2 : 1;
+			in->dst_size = osz;
+			in->ext = op >= 0xbe ? 2 : 1;
+		} else {
+			return -1;
+		}
+	} else if (op == 0x88 || op == 0x8a) {
+		in->size = 1;
+		in->write = op == 0x88;
+		in->dst_size = 1;
+	} else if (op == 0x89 || op == 0x8b) {
+		in->size = osz;
+		in->write = op == 0x89;
+		in->dst_size = osz;
+	} else if (op == 0x63 && w) { /* MOVSXD */
+		in->size = 4;
+		in->dst_size = 8;
+		in->ext = 2;
+	} else if (op == 0xc6 || op == 0xc7) {
+		in->write = 1;
+		in->size = op == 0xc6 ? 1 : osz;
+		imm_bytes = op == 0xc6 ? 1 : opsize ? 2 : 4;
+	} else if (op >= 0xa0 && op <= 0xa3) { /* MOV AL/eAX <-> moffs64 */
+		uint64_t moffs;
+		memcpy(&moffs, p, 8);
+		p += 8;
+		in->size = (op & 1) ? osz : 1;
+		in->dst_size = in->size;
+		in->write = op >= 0xa2;
+		in->reg = 0;
+		in->ea = (uintptr_t)moffs;
+		in->len = (int)(p - ip);
+		return 0;
+	} else {
+		return -1;
+	}
+	(void)twobyte;
+	/* ModRM (and SIB, displacement): a memory operand */
+	int modrm = *p++;
+	int mod = modrm >> 6, rm = modrm & 7;
+	int reg = ((modrm >> 3) & 7) | ((rex & 4) ? 8 : 0);
+	if (mod == 3) return -1;
+	uintptr_t ea = 0;
+	int riprel = 0;
+	if (rm == 4) {
+		int sib = *p++;
+		int scale = sib >> 6, index = ((sib >> 3) & 7) | ((rex & 2) ? 8 : 0), base = (sib & 7) | ((rex & 1) ? 8 : 0);
+		if (index != 4) ea += (uintptr_t)g[GREG[index]] << scale;
+		if ((sib & 7) == 5 && mod == 0) {
+			int32_t d;
+			memcpy(&d, p, 4);
+			p += 4;
+			ea += (uintptr_t)(intptr_t)d;
+		} else {
+			ea += (uintptr_t)g[GREG[base]];
+		}
+	} else if (rm == 5 && mod == 0) {
+		int32_t d;
+		memcpy(&d, p, 4);
+		p += 4;
+		ea = (uintptr_t)(intptr_t)d;
+		riprel = 1;
+	} else {
+		ea = (uintptr_t)g[GREG[rm | ((rex & 1) ? 8 : 0)]];
+	}
+	if (mod == 1) {
+		ea += (uintptr_t)(intptr_t)(int8_t)*p;
+		p++;
+	} else if (mod == 2) {
+		int32_t d;
+		memcpy(&d, p, 4);
+		p += 4;
+		ea += (uintptr_t)(intptr_t)d;
+	}
+	if (op == 0xc6 || op == 0xc7) {
+		if (((modrm >> 3) & 7) != 0) return -1;
+		if (imm_bytes == 1) in->imm = (uint8_t)*p;
+		else if (imm_bytes == 2) { uint16_t v; memcpy(&v, p, 2); in->imm = v; }
+		else { int32_t v; memcpy(&v, p, 4); in->imm = (uint64_t)(int64_t)v; }
+		p += imm_bytes;
+	} else {
+		in->reg = reg;
+		in->byte_hi = in->size == 1 && !rex && reg >= 4 && reg < 8 && !in->movdir64b && in->dst_size != 8 && in->ext == 0;
+		if ((op == 0xb6 || op == 0xbe) && twobyte) in->byte_hi = 0; /* the byte is the memory operand */
+	}
+	in->len = (int)(p - ip);
+	if (riprel) ea += (uintptr_t)p;
+	in->ea = ea;
+	return 0;
+}
+
+static uint64_t reg_get(ucontext_t *uc, const struct insn *in) {
+	greg_t *g = uc->uc_mcontext.gregs;
+	if (in->byte_hi) return ((uint64_t)g[GREG[in->reg - 4]] >> 8) & 0xff;
+	return (uint64_t)g[GREG[in->reg]];
+}
+
+static void reg_set(ucontext_t *uc, const struct insn *in, uint64_t v) {
+	greg_t *g = uc->uc_mcontext.gregs;
+	if (in->ext == 1) {
+		v &= in->size == 1 ? 0xff : in->size == 2 ? 0xffff : 0xffffffffull;
+	} else if (in->ext == 2) {
+		v = in->size == 1 ? (uint64_t)(int64_t)(int8_t)v : in->size == 2 ? (uint64_t)(int64_t)(int16_t)v : (uint64_t)(int64_t)(int32_t)v;
+	}
+	if (in->byte_hi) {
+		uint64_t *r = (uint64_t *)&g[GREG[in->reg - 4]];
+		*r = (*r & ~0xff00ull) | ((v & 0xff) << 8);
+		return;
+	}
+	uint64_t *r = (uint64_t *)&g[GREG[in->reg]];
+	switch (in->dst_size) {
+	case 1: *r = (*r & ~0xffull) | (v & 0xff); break;
+	case 2: *r = (*r & ~0xffffull) | (v & 0xffff); break;
+	case 4: *r = v & 0xffffffffull; break; /* a 32-bit write zero-extends */
+	default: *r = v;
+	}
+}
+
+/* hand the fault to whatever the program installed (or the default action: re-fault and die) */
+static void trap_chain(int sig, siginfo_t *si, void *ctx) {
+	struct sigaction a = g_app_segv;
+	if (a.sa_flags & SA_SIGINFO) {
+		if (a.sa_sigaction) a.sa_sigaction(sig, si, ctx);
+		return;
+	}
+	if (a.sa_handler == SIG_DFL || a.sa_handler == SIG_IGN) {
+		/* a real fault: the instruction runs again under the default disposition */
+		REAL(int (*)(int, const struct sigaction *, struct sigaction *), sigaction);
+		struct sigaction d = {.sa_handler = SIG_DFL};
+		real_sigaction(SIGSEGV, &d, NULL);
+		return;
+	}
+	a.sa_handler(sig);
+}
+
+static void trap_sigbus(uintptr_t addr) {
+	siginfo_t si;
+	memset(&si, 0, sizeof si);
+	si.si_signo = SIGBUS;
+	si.si_code = BUS_ADRERR;
+	si.si_addr = (void *)addr;
+	syscall(SYS_rt_tgsigqueueinfo, getpid(), (pid_t)syscall(SYS_gettid), SIGBUS, &si);
+}
+
+static void trap_handler(int sig, siginfo_t *si, void *ctx) {
+	ucontext_t *uc = ctx;
+	int saved = errno;
+	const struct emap *m = trap_find((uintptr_t)si->si_addr);
+	if (!m || si->si_code != SEGV_ACCERR) {
+		errno = saved;
+		trap_chain(sig, si, ctx);
+		return;
+	}
+	struct insn in;
+	uint8_t *ip = (uint8_t *)uc->uc_mcontext.gregs[REG_RIP];
+	if (decode(ip, uc, &in) < 0) {
+		static const char msg[] = "vfiosim shim: an instruction the MMIO trap does not decode touched a trapped mapping\n";
+		(void)!write(2, msg, sizeof msg - 1);
+		trap_sigbus((uintptr_t)si->si_addr);
+		errno = saved;
+		return;
+	}
+	uintptr_t target = in.movdir64b ? (uintptr_t)reg_get(uc, &in) : in.ea;
+	const struct emap *t = trap_find(target);
+	if (!t || target + (uintptr_t)in.size > t->end || !(t->prot & (in.write ? PROT_WRITE : PROT_READ))) {
+		/* the access is not (all) inside a trapped mapping the program may access that way */
+		if (t && target + (uintptr_t)in.size <= t->end) {
+			errno = saved;
+			trap_chain(sig, si, ctx); /* a store to a read-only mapping: a real SIGSEGV */
+			return;
+		}
+		trap_sigbus((uintptr_t)si->si_addr);
+		errno = saved;
+		return;
+	}
+	uint64_t val = 0;
+	if (in.write) val = in.movdir64b ? (uint64_t)in.ea : in.reg >= 0 ? reg_get(uc, &in) : in.imm;
+	if (in.write && in.size < 8) val &= (1ull << (8 * in.size)) - 1;
+	struct vsim_req rq = {.op = VSIM_OP_MMIO, .fd = t->keep, .flags = in.write ? VSIM_MMIO_WRITE : 0,
+	                      .a = {t->id, target - t->orig, (uint64_t)in.size, val}};
+	uint64_t got = 0;
+	int64_t r = vsim_call(&rq, NULL, &got, sizeof got, NULL);
+	if (r < 0) {
+		trap_sigbus(target);
+		errno = saved;
+		return;
+	}
+	if (!in.write) reg_set(uc, &in, got);
+	uc->uc_mcontext.gregs[REG_RIP] += in.len;
+	errno = saved;
+}
+
+static void trap_install(void) {
+	if (__atomic_load_n(&g_trap_installed, __ATOMIC_ACQUIRE)) return;
+	pthread_mutex_lock(&g_trap_lock);
+	if (!g_trap_installed) {
+		REAL(int (*)(int, const struct sigaction *, struct sigaction *), sigaction);
+		struct sigaction a;
+		memset(&a, 0, sizeof a);
+		a.sa_sigaction = trap_handler;
+		a.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+		sigemptyset(&a.sa_mask);
+		if (real_sigaction(SIGSEGV, &a, &g_app_segv) == 0) __atomic_store_n(&g_trap_installed, 1, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&g_trap_lock);
+}
+
+/* Once the trap is in, the program's SIGSEGV handler is kept aside and called for real faults. */
+EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
+	if (sig == SIGSEGV && __atomic_load_n(&g_trap_installed, __ATOMIC_ACQUIRE)) {
+		pthread_mutex_lock(&g_trap_lock);
+		if (old) *old = g_app_segv;
+		if (act) g_app_segv = *act;
+		pthread_mutex_unlock(&g_trap_lock);
+		return 0;
+	}
+	REAL(int (*)(int, const struct sigaction *, struct sigaction *), sigaction);
+	return real_sigaction(sig, act, old);
+}
+EXPORT sighandler_t signal(int sig, sighandler_t h) {
+	if (sig == SIGSEGV && __atomic_load_n(&g_trap_installed, __ATOMIC_ACQUIRE)) {
+		struct sigaction a, old;
+		memset(&a, 0, sizeof a);
+		a.sa_handler = h;
+		a.sa_flags = SA_RESTART;
+		sigaction(SIGSEGV, &a, &old);
+		return (old.sa_flags & SA_SIGINFO) ? (sighandler_t)(void *)old.sa_sigaction : old.sa_handler;
+	}
+	REAL(sighandler_t (*)(int, sighandler_t), signal);
+	return real_signal(sig, h);
 }
 
 EXPORT int shutdown(int fd, int how) {

@@ -52,6 +52,21 @@ describe('file lifetime is the kernel\'s (the group opens only once the bound cd
     }));
 });
 
+describe('a client killed in the middle of a call that sleeps in the model', () => {
+  test('SIGKILL during a sysfs unbind waiting for the device\'s user: the unbind finishes when the user closes, the model stays consistent', () =>
+    client('sigkill', ['unbind'], (b) => {
+      assert.deepEqual(b.host.kernel.warnings, []);
+      const d = b.host.devices().find((x) => x.bdf === '0000:01:00.0')!;
+      assert.equal(d.driver, 'vfio-pci'); // bound again at the end
+      assert.equal(d.vfio!.openCount, 0);
+    }));
+});
+
+describe('fds inside ioctl structs', () => {
+  test("SET_CONTAINER, PCI_HOT_RESET's group fds and SET_IRQS's eventfds name the caller's own files; the model signals the real eventfd", () =>
+    client('fds', []));
+});
+
 describe('concurrency', () => {
   test('processes racing for one group: one opens it, the others get EBUSY; threads and processes on one fd', () =>
     client('race', []));
@@ -67,6 +82,8 @@ describe('what real clients do', () => {
   test('bad pointers in ioctl and read arguments give EFAULT (read-only page, unmapped page)', () =>
     client('clients', ['efault']));
   test('paths and fds outside the emulated trees behave as without the shim', () => client('clients', ['passthru']));
+  test('the other glibc entry points: open64/__open_2/openat64, readv/preadv*/pwritev*, _chk forms, stat64, readdir64, scandirat, fdopen...', () =>
+    client('clients', ['entry']));
 });
 
 describe('the kernel view of bridged calls', () => {

@@ -21,6 +21,7 @@ test('devset: set_id keying — root bus → the device itself, slot with reset 
       ['dev_set(0000:00:05.0)', [TESTDEV.bdf]], // root bus: itself
       ['dev_set(slot 0000:04:00)', [IGB0.bdf, IGB1.bdf]], // reset-capable hotplug slot
       ['dev_set(bus 0000:06)', [GRP_EDU.bdf, GRP_TESTDEV.bdf]], // no slot: the bus
+      ['dev_set(0000:00:09.0)', ['0000:00:09.0']], // the IOAT, root bus: itself
     ],
   );
   // a slot without reset support keys by the bus (pci_probe_reset_slot fails)

@@ -29,10 +29,10 @@ test('host: validation names the field and the problem (bad BDF, unknown field, 
   ]);
   assert.deepEqual(problems(fn('', '0000:00:20.0')), ['functions[0].bdf: device number 20 is above 1f']);
   assert.deepEqual(problems(fn(', colour: red')), [
-    'functions[0].colour: unknown field (known: bdf, name, id, vendor, device, subsystem, revision, class, bridge, pcie, iommu_group, driver, reset, no_bus_reset, bars, rom, rom_addr, msix_bar, caps, ext_caps, interrupt_pin, interrupt_line, model)',
+    'functions[0].colour: unknown field (known: bdf, name, id, vendor, device, subsystem, revision, class, bridge, pcie, iommu_group, driver, reset, no_bus_reset, bars, rom, rom_addr, msix_bar, caps, ext_caps, interrupt_pin, interrupt_line, model, recorded)',
   ]);
   assert.deepEqual(problems(`foo: 1\n${fn('')}`), [
-    '(top level).foo: unknown field (known: name, description, kernel, iommu, functions, slots)',
+    '(top level).foo: unknown field (known: name, description, kernel, iommu, functions, slots, recorded)',
   ]);
   assert.deepEqual(problems(`${fn('')}  - { bdf: "0000:00:01.0", id: "8086:10d3", class: 0x020000, iommu_group: 4 }\n`), [
     'functions[1].bdf: 0000:00:01.0 is already used by functions[0]',
@@ -112,7 +112,7 @@ test('host: the default host has single-function groups, a two-function group, a
     groups.map((g) => [g.id, g.devices]),
     [
       [4, [TESTDEV.bdf]], [6, [E1000E.bdf]], [7, [NVME.bdf]], [8, [EDU.bdf]], [10, [IGB0.bdf]], [11, [IGB1.bdf]],
-      [13, [GRP_EDU.bdf, GRP_TESTDEV.bdf]],
+      [13, [GRP_EDU.bdf, GRP_TESTDEV.bdf]], [16, ['0000:00:09.0']],
     ],
   );
   assert.ok(groups.every((g) => g.viable && g.alive && !g.open));
@@ -131,7 +131,7 @@ test('host: the default host has single-function groups, a two-function group, a
   // vfio indices follow the binding order (the oracle's first four, then the rest)
   assert.deepEqual(
     h.devices().filter((d) => d.vfio).map((d) => [d.name, d.vfio!.index]),
-    [['e1000e', 0], ['nvme', 1], ['edu', 2], ['testdev', 3], ['igb0', 4], ['igb1', 5], ['grp-edu', 6], ['grp-testdev', 7]],
+    [['e1000e', 0], ['nvme', 1], ['edu', 2], ['testdev', 3], ['igb0', 4], ['igb1', 5], ['grp-edu', 6], ['grp-testdev', 7], ['ioat', 8]],
   );
 });
 

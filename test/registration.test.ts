@@ -23,11 +23,11 @@ test('registration: the vfio index is the cdev minor, lowest free, and is reused
   assert.equal(p.fstat(fd)!.rdevMinor, 0);
   assert.match(p.readFile(`/proc/self/fdinfo/${fd}`)!, /vfio-device-syspath: .*\/0000:07:00.0\n/);
   assert.equal(p.readlink('/sys/class/vfio-dev/vfio0'), '../../devices/pci0000:00/0000:00:08.0/0000:07:00.0/vfio-dev/vfio0');
-  // then e1000e gets 3, testdev 8
+  // then e1000e gets 3, testdev 9 (the IOAT has 8)
   assert.equal(h.bind(E1000E.bdf), 0);
   assert.equal(h.bind(TESTDEV.bdf), 0);
   const idx = Object.fromEntries(h.devices().filter((d) => d.vfio).map((d) => [d.name, d.vfio!.index]));
-  assert.deepEqual([idx['nic'], idx['e1000e'], idx['testdev']], [0, 3, 8]);
+  assert.deepEqual([idx['nic'], idx['e1000e'], idx['testdev']], [0, 3, 9]);
   for (const d of h.devices().filter((x) => x.vfio)) {
     const f = p.open(`/dev/vfio/devices/vfio${d.vfio!.index}`);
     assert.equal(p.fstat(f)!.rdevMinor, d.vfio!.index);

@@ -412,8 +412,8 @@ test('substrate: readdir of devfs, sysfs and /proc/PID/fd', () => {
   const h = boot();
   const p = proc(h);
   const sorted = (x: string[] | null) => [...(x ?? [])].sort();
-  assert.deepEqual(sorted(p.readdir('/dev/vfio')), ['.', '..', '10', '11', '13', '4', '6', '7', '8', 'devices', 'vfio']);
-  assert.deepEqual(sorted(p.readdir('/dev/vfio/devices')), ['.', '..', ...[0, 1, 2, 3, 4, 5, 6, 7].map((i) => `vfio${i}`)].sort());
+  assert.deepEqual(sorted(p.readdir('/dev/vfio')), ['.', '..', '10', '11', '13', '16', '4', '6', '7', '8', 'devices', 'vfio']);
+  assert.deepEqual(sorted(p.readdir('/dev/vfio/devices')), ['.', '..', ...[0, 1, 2, 3, 4, 5, 6, 7, 8].map((i) => `vfio${i}`)].sort());
   // oracle: ls /sys/class/vfio-dev/vfio0/ = dev device power subsystem uevent; /sys/class/vfio/6/ = dev power subsystem uevent
   assert.deepEqual(sorted(p.readdir('/sys/class/vfio-dev/vfio0')), ['.', '..', 'dev', 'device', 'power', 'subsystem', 'uevent']);
   assert.deepEqual(sorted(p.readdir('/sys/class/vfio/6')), ['.', '..', 'dev', 'power', 'subsystem', 'uevent']);

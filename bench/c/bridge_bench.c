@@ -2,6 +2,8 @@
  *   getinfo MS   ioctl(VFIO_DEVICE_GET_INFO) on a bound cdev through the shim, for MS ms
  *   echo MS      the floor: a plain request/answer over a UNIX socket to the same daemon
  *                (the ECHO request, answered without the model), for MS ms
+ *   mmio MS      a load through a trapped BAR mapping (the edu function's identification
+ *                register, vfio2): fault, decode, forward, step over, for MS ms
  * Prints "OPS NS_PER_OP". */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -12,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -40,6 +43,23 @@ int main(int argc, char **argv) {
 		do {
 			for (int k = 0; k < 64; k++)
 				if (ioctl(dev, 0x3b6b, &i) != 0) { perror("GET_INFO"); return 1; }
+			ops += 64;
+			t1 = now();
+		} while (t1 - t0 < secs);
+	} else if (!strcmp(argv[1], "mmio")) {
+		int dev = open("/dev/vfio/devices/vfio2", O_RDWR), ifd = open("/dev/iommu", O_RDWR);
+		struct bind b = {.argsz = sizeof b, .iommufd = ifd};
+		if (dev < 0 || ifd < 0 || ioctl(dev, 0x3b76, &b) != 0) { perror("setup"); return 1; }
+		uint16_t cmd;
+		if (pread(dev, &cmd, 2, (7ULL << 40) + 4) != 2) { perror("config"); return 1; }
+		cmd |= 2; /* memory decoding */
+		if (pwrite(dev, &cmd, 2, (7ULL << 40) + 4) != 2) { perror("config"); return 1; }
+		volatile uint32_t *r = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, dev, 0);
+		if (r == MAP_FAILED) { perror("mmap"); return 1; }
+		t0 = now();
+		do {
+			for (int k = 0; k < 64; k++)
+				if (r[0] != 0x010000ed) { fprintf(stderr, "edu id: wrong value\n"); return 1; }
 			ops += 64;
 			t1 = now();
 		} while (t1 - t0 < secs);

@@ -14,10 +14,10 @@
 
 import { fstatSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { EBADF, EFAULT, EINVAL, EIO, ENODEV, ENOSYS, EPERM, errnoName } from '../kernel/errno.js';
-import { File, fput } from '../kernel/fs/file.js';
+import { File, MmioOps, fput } from '../kernel/fs/file.js';
 import { DirNode, LinkNode, Stat } from '../kernel/fs/vfs.js';
 import { Kernel } from '../kernel/kernel.js';
-import { setDeviceMemoryAllocator } from '../kernel/devmem.js';
+import { allocDeviceMemory, setDeviceMemoryAllocator } from '../kernel/devmem.js';
 import { PAGE_SIZE } from '../kernel/uaccess.js';
 import { Process as KProcess, ROOT_CAPS } from '../kernel/process.js';
 import { KGen, Task } from '../kernel/sched.js';
@@ -33,7 +33,9 @@ import {
   AT_FDCWD, AT_SYMLINK_NOFOLLOW, FILE_SOCKET_PREFIX, MAX_MSG, OP_NAMES, Op, RESP_FD, RESP_RET_IS_FD, Request,
   decodeRequest, encodeDirents, encodeResponse, encodeStat,
 } from './protocol.js';
-import { RemoteFdTable, RemoteMemory, SCRATCH_BASE, classifyFdLink, foreignFile, realEventfdFile } from './remote.js';
+import {
+  ClientVma, RegionMaps, RemoteFdTable, RemoteMemory, SCRATCH_BASE, classifyFdLink, foreignFile, realEventfdFile,
+} from './remote.js';
 
 /** answer flag: install the passed fd close-on-exec */
 export const RESP_CLOEXEC = 4;
@@ -57,6 +59,10 @@ interface FileRec {
   file: File;
   daemonEnd: number;
   clientIno: number;
+}
+
+interface Chan {
+  fd: number;
 }
 
 interface ProcRec {
@@ -103,7 +109,31 @@ let fileSeq = 0;
 
 // memfd-backed device memory: the memfd of each buffer, closed when the buffer is collected
 const sharedMem = new WeakMap<ArrayBufferLike, number>();
-const sharedMemFds = new FinalizationRegistry<{ fd: number; close: (fd: number) => number }>((h) => h.close(h.fd));
+const sharedMemFds = new FinalizationRegistry<{ fd: number; ino: number; close: (fd: number) => number }>((h) => {
+  h.close(h.fd);
+  if (!memByIno.get(h.ino)?.deref()) memByIno.delete(h.ino);
+});
+// the same buffers by their memfd's inode (what /proc/PID/maps shows of a client's mapping)
+const memByIno = new Map<number, WeakRef<ArrayBuffer>>();
+
+/** A region mapping handed out to a client (the kernel's vma, as far as the daemon needs it). */
+interface MapRec {
+  id: number;
+  file: File;
+  /** the driver's vm_ops */
+  mmio?: MmioOps;
+  /** every access is trapped (the client maps the memfd PROT_NONE and forwards each access) */
+  trapped: boolean;
+  /** prot as the program asked */
+  prot: number;
+  /** the memfd (inode) and the offset in it of the mapping's first byte */
+  ino: number;
+  memfdOff: number;
+  length: number;
+  /** the process that made it, and where */
+  pid: number;
+  start: number;
+}
 
 export class BridgeDaemon {
   readonly kernel: Kernel;
@@ -116,7 +146,18 @@ export class BridgeDaemon {
   private readonly filesByDaemonEnd = new Map<number, FileRec>();
   private readonly procs = new Map<number, ProcRec>();
   private readonly procsByPidfd = new Map<number, number>();
-  private readonly channels = new Set<number>();
+  /** the connected channels by fd (an object per connection: an fd number is reused after close) */
+  private readonly channels = new Map<number, Chan>();
+  private readonly maps = new Map<number, MapRec>();
+  private mapSeq = 0;
+  /** region mappings as RemoteMemory asks about them */
+  private readonly regions: RegionMaps = {
+    memory: (ino) => {
+      const ab = memByIno.get(ino)?.deref();
+      return ab ? new Uint8Array(ab) : undefined;
+    },
+    mapping: (pid, vma) => this.mappingOf(pid, vma),
+  };
   private readonly ev = new Int32Array(3 * 256);
   private readonly rbuf = Buffer.alloc(MAX_MSG);
   private readonly wbuf = Buffer.alloc(MAX_MSG);
@@ -127,6 +168,8 @@ export class BridgeDaemon {
   private stopped = false;
   /** requests answered (for tests and the benchmark) */
   requests = 0;
+  /** loads and stores of trapped region mappings forwarded by clients */
+  mmioAccesses = 0;
   /** model files released after their socket's last reference went away */
   releases = 0;
 
@@ -148,8 +191,10 @@ export class BridgeDaemon {
           return new Uint8Array(size);
         }
         const [fd, ab] = r;
+        const ino = fstatSync(fd).ino;
         sharedMem.set(ab, fd);
-        sharedMemFds.register(ab, { fd, close: (x) => n.close(x) });
+        memByIno.set(ino, new WeakRef(ab));
+        sharedMemFds.register(ab, { fd, ino, close: (x) => n.close(x) });
         return new Uint8Array(ab, 0, size);
       },
     });
@@ -194,7 +239,7 @@ export class BridgeDaemon {
     const n = this.native;
     n.unwatch(this.mainEp);
     if (this.clockTimer) clearInterval(this.clockTimer);
-    for (const c of this.channels) n.close(c);
+    for (const c of this.channels.keys()) n.close(c);
     for (const r of this.files.values()) n.close(r.daemonEnd);
     for (const p of this.procs.values()) n.close(p.pidfd);
     this.channels.clear();
@@ -239,7 +284,7 @@ export class BridgeDaemon {
     for (;;) {
       const fd = n.accept(this.listenFd);
       if (fd < 0) break;
-      this.channels.add(fd);
+      this.channels.set(fd, { fd });
       n.epollAdd(this.mainEp, fd, 1, TAG_CHANNEL);
     }
   }
@@ -269,6 +314,8 @@ export class BridgeDaemon {
     this.files.delete(rec.clientIno);
     this.releases++;
     const f = rec.file;
+    // its mappings are gone too (each held a reference: the last one went after them)
+    for (const [id, m] of this.maps) if (m.file === f) this.maps.delete(id);
     const body = function* (): KGen<number> {
       yield* fput(f);
       return 0;
@@ -296,7 +343,8 @@ export class BridgeDaemon {
   private readChannel(fd: number): void {
     const n = this.native;
     for (;;) {
-      if (!this.channels.has(fd)) return;
+      const chan = this.channels.get(fd);
+      if (!chan) return;
       const r = n.recv(fd, this.rbuf, this.creds);
       if (r === -11) return; // EAGAIN
       if (r <= 0) {
@@ -310,7 +358,7 @@ export class BridgeDaemon {
       }
       // hang-ups first: a file closed before this request was sent is released before it runs
       this.drainHangups();
-      this.handle(fd, req, this.creds[0]!, this.creds[1]!, this.creds[2]!);
+      this.handle(chan, req, this.creds[0]!, this.creds[1]!, this.creds[2]!);
     }
   }
 
@@ -320,12 +368,14 @@ export class BridgeDaemon {
     this.native.close(fd);
   }
 
-  private reply(chan: number, ret: number | bigint, flags = 0, payload?: Uint8Array, passFd = -1): void {
+  private reply(chan: Chan, ret: number | bigint, flags = 0, payload?: Uint8Array, passFd = -1): void {
     this.requests++;
     const len = encodeResponse(this.wbuf, ret, flags, payload);
-    if (!this.channels.has(chan)) return;
-    const r = this.native.send(chan, this.wbuf, len, passFd);
-    if (r < 0) this.closeChannel(chan);
+    // the caller went away while the model worked (its answer must not reach a new channel that
+    // got the same fd number)
+    if (this.channels.get(chan.fd) !== chan) return;
+    const r = this.native.send(chan.fd, this.wbuf, len, passFd);
+    if (r < 0) this.closeChannel(chan.fd);
   }
 
   // ---- processes ---------------------------------------------------------------------------------
@@ -356,7 +406,7 @@ export class BridgeDaemon {
     } catch {
       // the process is going away; defaults will do for whatever it still asks
     }
-    const mm = new RemoteMemory(pid, this.native);
+    const mm = new RemoteMemory(pid, this.native, this.regions);
     const kp = new KProcess(this.kernel, {
       pid,
       name: comm,
@@ -420,7 +470,7 @@ export class BridgeDaemon {
 
   // ---- requests ------------------------------------------------------------------------------------
 
-  private handle(chan: number, req: Request, pid: number, uid: number, gid: number): void {
+  private handle(chan: Chan, req: Request, pid: number, uid: number, gid: number): void {
     if (req.op === Op.ECHO) return this.reply(chan, 0);
     if (req.op === Op.INFO) {
       // "pid\nhost\npath\npath..."
@@ -546,23 +596,74 @@ export class BridgeDaemon {
         break;
       }
       case Op.MMAP: {
-        args = { fd, length: Number(a0), prot: Number(a1), flags: Number(req.a2), offset: '0x' + req.a3.toString(16) };
+        // flags = prot, a0 = length, a1 = mmap flags, a2 = offset, a3 = where the shim maps it
+        const prot = req.flags;
+        const start = ptr(req.a3);
+        args = { fd, length: Number(a0), prot, flags: Number(a1), offset: '0x' + req.a2.toString(16), addr: '0x' + req.a3.toString(16) };
         const log = (m: string) => this.log(m);
+        const alloc = this.allocShared;
+        const record = (r: Omit<MapRec, 'id'>) => this.addMapping(r);
         body = (function* () {
-          const r = yield* sysMmapFile(kp, Number(a0), Number(a1), Number(req.a2), fd, req.a3);
+          const r = yield* sysMmapFile(kp, Number(a0), prot, Number(a1), fd, req.a2);
           if (typeof r === 'number') return r;
           // The mapping's own file reference: the shim keeps the file open while the mapping lives.
           yield* fput(r.file);
-          const backing = (r.vma as { backing?: Uint8Array }).backing;
+          const vma = r.vma;
+          const trapped = !!vma.trapped && !!vma.mmio;
+          // a mapping whose every access is trapped needs no memory of its own (as in process)
+          const backing = vma.backing ?? (trapped ? alloc(vma.length, `${r.file.path}:trap`) : undefined);
           const memfd = backing ? sharedMem.get(backing.buffer) : undefined;
-          if (!backing || memfd === undefined || backing.byteOffset % PAGE_SIZE !== 0) {
+          if (!backing || memfd === undefined || backing.byteOffset % PAGE_SIZE !== 0 || backing.length < vma.length) {
             log(`mmap of ${r.file.path}: the driver gave ${backing ? 'memory not from allocDeviceMemory' : 'no memory'}; clients cannot map it`);
             return -ENODEV;
           }
+          const id = record({
+            file: r.file,
+            ...(vma.mmio ? { mmio: vma.mmio } : {}),
+            trapped,
+            prot,
+            ino: fstatSync(memfd).ino,
+            memfdOff: backing.byteOffset,
+            length: vma.length,
+            pid: kp.pid,
+            start,
+          });
           out.passFd = memfd;
-          return backing.byteOffset;
+          const p = Buffer.alloc(16);
+          p.writeBigUInt64LE(BigInt(backing.byteOffset), 0);
+          p.writeUInt32LE(id, 8);
+          p.writeUInt32LE(trapped ? 1 : 0, 12);
+          out.payload = p;
+          return 0;
         })();
         break;
+      }
+      case Op.MMIO: {
+        // fd = the mapping's file, a0 = mapping id, a1 = offset in the mapping, a2 = size,
+        // flags = 1 for a store; a3 = the value stored (size <= 8) or the source address (64)
+        const m = this.maps.get(Number(a0 & 0xffffffffn));
+        const size = Number(req.a2);
+        const off = Number(a1);
+        const write = (req.flags & 1) !== 0;
+        const f = kp.fdt.get(fd);
+        if (!m || !m.mmio || f !== m.file) return this.reply(chan, -EBADF);
+        if (![1, 2, 4, 8, 64].includes(size) || off < 0 || off + size > m.length) return this.reply(chan, -EINVAL);
+        const data = new Uint8Array(size);
+        if (write) {
+          if (size <= 8) {
+            let v = req.a3;
+            for (let i = 0; i < size; i++, v >>= 8n) data[i] = Number(v & 0xffn);
+          } else {
+            const src = kp.mm.read(ptr(req.a3), size);
+            if (!src) return this.reply(chan, -EFAULT);
+            data.set(src);
+          }
+        }
+        this.mmioAccesses++;
+        const ok = m.mmio.access(off, data, write);
+        if (this.opts.log) this.log(`${kp.comm}[${kp.pid}] mmio ${write ? 'store' : 'load'}(${m.file.path}+0x${off.toString(16)}, ${size}${write && size <= 8 ? `, 0x${req.a3.toString(16)}` : ''}) = ${ok ? (write ? 'ok' : '0x' + Buffer.from(data).reverse().toString('hex')) : 'SIGBUS'}`);
+        if (!ok) return this.reply(chan, -EFAULT);
+        return this.reply(chan, 0, 0, write ? undefined : data);
       }
       default:
         return this.reply(chan, -ENOSYS);
@@ -572,7 +673,7 @@ export class BridgeDaemon {
   }
 
   private finish(
-    chan: number,
+    chan: Chan,
     kp: KProcess,
     name: string,
     args: Record<string, unknown>,
@@ -599,12 +700,39 @@ export class BridgeDaemon {
       this.native.close(c);
       return;
     }
-    if (out.passFd !== undefined && ret >= 0) return this.reply(chan, ret, RESP_FD, undefined, out.passFd);
+    if (out.passFd !== undefined && ret >= 0) return this.reply(chan, ret, RESP_FD, out.payload, out.passFd);
     if (out.stat) {
       const s = out.stat;
       return this.reply(chan, ret, 0, encodeStat({ ...s, time: this.startTime }));
     }
     this.reply(chan, ret, 0, out.payload);
+  }
+
+  private addMapping(r: Omit<MapRec, 'id'>): number {
+    let id = ++this.mapSeq;
+    if (id > 0xffffffff) id = this.mapSeq = 1;
+    this.maps.set(id, { id, ...r });
+    return id;
+  }
+
+  /** The mapping a client vma of device memory comes from: the one made there, else any of that memory. */
+  private mappingOf(pid: number, v: ClientVma): MapRec | null {
+    let any: MapRec | null = null;
+    const off = v.offset;
+    for (const m of this.maps.values()) {
+      if (m.ino !== v.ino || off < m.memfdOff || off >= m.memfdOff + m.length) continue;
+      if (m.pid === pid && m.start - m.memfdOff === v.start - v.offset) return m;
+      any ??= m;
+    }
+    return any;
+  }
+
+  /** Shareable memory the model does not own (the backing of a trapped mapping without one). */
+  private readonly allocShared = (size: number, name: string): Uint8Array => allocDeviceMemory(this.kernel, Math.ceil(size / PAGE_SIZE) * PAGE_SIZE, name);
+
+  /** Region mappings handed out and not yet released (for tests). */
+  get regionMappings(): number {
+    return this.maps.size;
   }
 
   private dropRef(f: File): void {

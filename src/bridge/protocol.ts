@@ -37,10 +37,16 @@ export const Op = {
   ACCESS: 11, // fd = dirfd, a0 = mode, path
   GETDENTS: 12, // fd -> dirent payload
   REALPATH: 13, // path -> the canonical path
-  MMAP: 14, // fd, a0 = length, a1 = prot, a2 = flags, a3 = offset
+  // fd, flags = prot, a0 = length, a1 = mmap flags, a2 = offset, a3 = the address the shim maps it
+  // at -> the memfd (SCM_RIGHTS) and {u64 offset in it, u32 mapping id, u32 trapped}
+  MMAP: 14,
   FCNTL: 15, // fd, a0 = F_GETFL or F_SETFL, a1 = argument
   INFO: 16, // -> "daemon pid\nhost name\npath\npath..." (the emulated prefixes)
   ECHO: 17, // answered at once, without the model (the transport's floor, for benchmarks)
+  // a load or store of a trapped region mapping: fd = the mapping's file, a0 = mapping id,
+  // a1 = offset in the mapping, a2 = size (1, 2, 4, 8, 64), flags = 1 for a store, a3 = the value
+  // stored (size <= 8) or the address of the 64 bytes (MOVDIR64B) -> a load's bytes; -EFAULT: SIGBUS
+  MMIO: 18,
 } as const;
 export type OpCode = (typeof Op)[keyof typeof Op];
 

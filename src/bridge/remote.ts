@@ -4,69 +4,188 @@
 
 import { readFileSync, readlinkSync } from 'node:fs';
 import { EventfdCtx, eventfdFops } from '../kernel/eventfd.js';
-import { File, FileOperations, O_RDWR } from '../kernel/fs/file.js';
+import { File, FileOperations, MmioOps, O_RDWR } from '../kernel/fs/file.js';
 import { FdTable } from '../kernel/process.js';
 import { PinnedPages, TASK_SIZE, UserMemory } from '../kernel/uaccess.js';
 import type { Addon } from './native.js';
+
+/** One line of /proc/PID/maps. */
+export interface ClientVma {
+  start: number;
+  end: number;
+  perms: string;
+  /** file offset of `start` */
+  offset: number;
+  ino: number;
+  path: string;
+}
+
+/** /proc/PID/maps, parsed (null if the process is gone). */
+export function readMaps(pid: number): ClientVma[] | null {
+  let maps: string;
+  try {
+    maps = readFileSync(`/proc/${pid}/maps`, 'utf8');
+  } catch {
+    return null;
+  }
+  const out: ClientVma[] = [];
+  for (const l of maps.split('\n')) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) (\S+) ([0-9a-f]+) \S+ (\d+)\s*(.*)$/.exec(l);
+    if (!m) continue;
+    out.push({ start: parseInt(m[1]!, 16), end: parseInt(m[2]!, 16), perms: m[3]!, offset: parseInt(m[4]!, 16), ino: Number(m[5]), path: m[6]! });
+  }
+  return out;
+}
+
+/** memfds of device memory are named "vfiosim:..." (the daemon's allocator): a region mapping. */
+export const DEVMEM_MAP_PREFIX = '/memfd:vfiosim:';
+
+/**
+ * What the daemon knows about region mappings: the device memory behind a memfd, and the mapping
+ * a client vma comes from (its prot as the program asked, whether accesses are trapped, the
+ * driver's vm_ops), so that the kernel's accesses to that memory (pin for DMA, copy_from_user)
+ * see what they would see on a BAR mapping.
+ */
+export interface RegionMaps {
+  /** the device memory (the whole memfd buffer) behind memfd inode `ino` */
+  memory(ino: number): Uint8Array | undefined;
+  /** the mapping `vma` of process `pid` shows (null: a device memfd the daemon did not hand out) */
+  mapping(pid: number, vma: ClientVma): { prot: number; trapped: boolean; memfdOff: number; length: number; mmio?: MmioOps } | null;
+}
+
+const PROT_R = 1;
+const PROT_W = 2;
 
 /** The client's memory. Reads and writes fail (null/false) exactly where the client would fault. */
 export class RemoteMemory implements UserMemory {
   constructor(
     readonly pid: number,
     private readonly native: Addon,
+    private readonly regions?: RegionMaps,
   ) {}
 
   read(addr: number, len: number): Uint8Array | null {
     if (!Number.isSafeInteger(addr) || addr < 0 || len < 0 || addr + len > TASK_SIZE) return null;
     const b = new Uint8Array(len);
     if (len === 0) return b;
-    return this.native.vmRead(this.pid, addr, b, len) === len ? b : null;
+    if (this.native.vmRead(this.pid, addr, b, len) === len) return b;
+    return this.trappedAccess(addr, b, false) ? b : null;
   }
 
   write(addr: number, data: Uint8Array): boolean {
     if (!Number.isSafeInteger(addr) || addr < 0 || addr + data.length > TASK_SIZE) return false;
     if (data.length === 0) return true;
-    return this.native.vmWrite(this.pid, addr, data, data.length) === data.length;
+    if (this.native.vmWrite(this.pid, addr, data, data.length) === data.length) return true;
+    return this.trappedAccess(addr, data, true);
   }
 
   /**
-   * pin_user_pages: the range must be mapped with the access asked for (as /proc/PID/maps says).
-   * Unlike the kernel, the pages are not frozen: the device reads and writes the client's live
-   * virtual addresses, so a client that unmaps or remaps a pinned range sees the difference.
+   * A kernel access (copy_from_user / copy_to_user) that touches a trapped region mapping, which
+   * the client's page tables refuse (PROT_NONE): the driver's vm_ops take those bytes, as the
+   * fault handler of a VM_IO mapping would; the rest is the client's memory. The whole range is
+   * checked before anything is written.
+   */
+  private trappedAccess(addr: number, buf: Uint8Array, write: boolean): boolean {
+    const vmas = this.regions ? readMaps(this.pid) : null;
+    if (!vmas) return false;
+    const end = addr + buf.length;
+    const parts: Array<{ s: number; e: number; mmio?: MmioOps; off: number }> = [];
+    let a = addr;
+    for (const v of vmas) {
+      if (a >= end) break;
+      if (v.end <= a) continue;
+      if (v.start > a) return false;
+      const e = Math.min(end, v.end);
+      const m = v.path.startsWith(DEVMEM_MAP_PREFIX) ? this.regions!.mapping(this.pid, v) : null;
+      if (m?.trapped) {
+        if (!(m.prot & (write ? PROT_W : PROT_R)) || !m.mmio) return false;
+        parts.push({ s: a, e, mmio: m.mmio, off: v.offset + (a - v.start) - m.memfdOff });
+      } else {
+        if (v.perms[write ? 1 : 0] === '-') return false;
+        parts.push({ s: a, e, off: 0 });
+      }
+      a = e;
+    }
+    if (a < end) return false;
+    for (const p of parts) {
+      const piece = buf.subarray(p.s - addr, p.e - addr);
+      if (p.mmio) {
+        if (!p.mmio.access(p.off, piece, write)) return false;
+      } else if (write) {
+        if (this.native.vmWrite(this.pid, p.s, piece, piece.length) !== piece.length) return false;
+      } else if (this.native.vmRead(this.pid, p.s, piece, piece.length) !== piece.length) return false;
+    }
+    return true;
+  }
+
+  /** get_user_pages refuses VM_IO | VM_PFNMAP vmas: the client's mappings of device memory. */
+  ioMapped(addr: number, len: number): boolean {
+    const vmas = readMaps(this.pid);
+    if (!vmas) return false;
+    return vmas.some((v) => v.start < addr + len && v.end > addr && v.path.startsWith(DEVMEM_MAP_PREFIX));
+  }
+
+  /**
+   * pin_user_pages: the range must be mapped with the access asked for (as /proc/PID/maps says,
+   * or for a region mapping, as the program asked for it). A region mapping pins the device
+   * memory itself (vfio_iommu_type1 follows the PFNs of a VM_PFNMAP vma); other memory is the
+   * client's: unlike the kernel, its pages are not frozen, the device reads and writes the
+   * client's live virtual addresses, so a client that unmaps or remaps a pinned range sees the
+   * difference.
    */
   pin(addr: number, len: number, write: boolean): PinnedPages | null {
     if (!Number.isSafeInteger(addr) || addr < 0 || len < 0 || addr + len > TASK_SIZE) return null;
-    let maps: string;
-    try {
-      maps = readFileSync(`/proc/${this.pid}/maps`, 'utf8');
-    } catch {
-      return null;
-    }
-    const vmas = maps
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => {
-        const m = /^([0-9a-f]+)-([0-9a-f]+) (\S+)/.exec(l)!;
-        return { start: parseInt(m[1]!, 16), end: parseInt(m[2]!, 16), perms: m[3]! };
-      });
+    const vmas = readMaps(this.pid);
+    if (!vmas) return null;
+    const pieces: Array<{ at: number; len: number; addr: number; dev?: Uint8Array }> = [];
     let a = addr;
     const end = addr + len;
     for (const v of vmas) {
       if (a >= end) break;
       if (v.end <= a) continue;
       if (v.start > a) return null;
-      if (v.perms[0] !== 'r' || (write && v.perms[1] !== 'w')) return null;
-      a = v.end;
+      const e = Math.min(end, v.end);
+      let dev: Uint8Array | undefined;
+      let prot = (v.perms[0] === 'r' ? PROT_R : 0) | (v.perms[1] === 'w' ? PROT_W : 0);
+      if (v.path.startsWith(DEVMEM_MAP_PREFIX) && this.regions) {
+        const m = this.regions.mapping(this.pid, v);
+        if (m) prot = m.prot;
+        const mem = this.regions.memory(v.ino);
+        const o = v.offset + (a - v.start);
+        if (mem && o + (e - a) <= mem.length) dev = mem.subarray(o, o + (e - a));
+      }
+      if (!(prot & PROT_R) || (write && !(prot & PROT_W))) return null;
+      pieces.push({ at: a - addr, len: e - a, addr: a, ...(dev ? { dev } : {}) });
+      a = e;
     }
     if (a < end) return null;
     const mm = this;
+    const walk = (off: number, n: number, f: (p: (typeof pieces)[number], from: number, cnt: number, at: number) => void) => {
+      for (const p of pieces) {
+        if (off >= p.at + p.len || off + n <= p.at) continue;
+        const from = Math.max(off, p.at);
+        const to = Math.min(off + n, p.at + p.len);
+        f(p, from - p.at, to - from, from - off);
+      }
+    };
     return {
       length: len,
       read(off: number, n: number): Uint8Array {
-        return mm.read(addr + off, n) ?? new Uint8Array(n);
+        const out = new Uint8Array(n);
+        walk(off, n, (p, from, cnt, at) => {
+          if (p.dev) out.set(p.dev.subarray(from, from + cnt), at);
+          else {
+            const b = mm.read(p.addr + from, cnt);
+            if (b) out.set(b, at);
+          }
+        });
+        return out;
       },
       write(off: number, data: Uint8Array): void {
-        mm.write(addr + off, data);
+        walk(off, data.length, (p, from, cnt, at) => {
+          if (p.dev) p.dev.set(data.subarray(at, at + cnt), from);
+          else mm.write(p.addr + from, data.subarray(at, at + cnt));
+        });
       },
     };
   }

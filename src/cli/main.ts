@@ -11,6 +11,7 @@ import { DEMO_SCENARIO } from './demo.js';
 import { narrateStep, stepJson } from './narrate.js';
 import { ExecError, execProgram, serve } from '../bridge/exec.js';
 import { EXPLORE_HELP, exploreMain } from '../explore/cli.js';
+import { RECORD_HELP, VERIFY_HELP, recordMain, verifyMain } from '../record/cli.js';
 
 const VERSION = '0.1.0';
 
@@ -26,6 +27,8 @@ commands:
   explore FILE    explore the interleavings of a scenario's threads (DPOR) and check invariants
   exec -- PROG    run a real program against the simulated host (LD_PRELOAD shim + daemon)
   serve           run the daemon alone, for several programs at once
+  record          record this machine's VFIO functions as a host file (needs root, vfio-pci)
+  verify FILE     check the simulator against a recorded host, step by step
   help [COMMAND]  show help for a command
 
 Each command takes --help. Exit status: 0 success, 1 a scenario expectation failed,
@@ -80,6 +83,8 @@ The shim is built with the machine's cc on first use (npm run build:shim does it
 Exit status: the program's (128 + N if signal N ended it), 127 if PROGRAM was not found,
 2 for bad usage or an invalid topology.`,
   explore: EXPLORE_HELP,
+  record: RECORD_HELP,
+  verify: VERIFY_HELP,
   serve: `usage: vfiosim serve [--host TOPOLOGY] [--socket PATH] [--verbose]
 
 Runs the daemon alone: programs started with "vfiosim exec" (or with VFIOSIM_SOCKET=PATH and
@@ -279,6 +284,8 @@ function reportError(cmd: string, e: unknown): number {
 export function main(argv: string[]): number | Promise<number> {
   // the explorer parses its own options
   if (argv[0] === 'explore') return exploreMain(argv.slice(1));
+  if (argv[0] === 'record') return recordMain(argv.slice(1));
+  if (argv[0] === 'verify') return verifyMain(argv.slice(1));
   let f: Flags;
   try {
     f = parseArgs(argv.slice(1));

@@ -1,15 +1,16 @@
 // The embedded default host. Its first part is the real-kernel oracle's "default" machine (same
 // BDFs, IDs, groups, resets, vfio indices), so programs written against the oracle run unchanged;
 // the rest adds a device set spanning two IOMMU groups behind a reset-capable hotplug slot, an
-// IOMMU group of two functions (plus their bridge), and a NIC owned by a kernel driver.
+// IOMMU group of two functions (plus their bridge), a NIC owned by a kernel driver, and an Intel
+// IOAT DMA engine (vfio index 8, group 16).
 
 export const DEFAULT_HOST_YAML = `# vfiosim default host
 name: default
 description: >-
   q35-like machine with an Intel VT-d IOMMU: the oracle's default four vfio-pci devices
   (e1000e, nvme, edu, pci-testdev), a two-function igb in one device set (slot reset, two
-  groups), an IOMMU group with two vfio-pci functions behind a PCIe-to-PCI bridge, and an
-  e1000e NIC bound to its kernel driver.
+  groups; each function an SR-IOV PF with 8 VFs), an IOMMU group with two vfio-pci functions behind a PCIe-to-PCI bridge, an
+  e1000e NIC bound to its kernel driver, and an Intel IOAT DMA channel (CBDMA) for DMA tests.
 kernel:
   vfio_major: 249        # dynamic majors as the oracle's kernel allocated them
   vfio_dev_major: 248
@@ -99,7 +100,21 @@ functions:
       - { id: msi, at: 0x50, vectors: 1, addr64: true, maskable: true }
       - { id: msix, at: 0x70, vectors: 10, table: { bar: 3, offset: 0 }, pba: { bar: 3, offset: 0x2000 } }
       - { id: pcie, at: 0xa0, flr: true }
-    ext_caps: [ { id: aer, at: 0x100 } ]
+    ext_caps: &igb-ext-caps   # AER, ARI, and SR-IOV as QEMU's igb lays them out (igb.c, igbvf.c)
+      - { id: aer, at: 0x100 }
+      - { id: raw, cap: 0x0e, at: 0x150, length: 8 }   # ARI
+      - id: sriov
+        at: 0x160
+        total_vfs: 8
+        vf_device: 0x10ca
+        offset: 0x80
+        stride: 2
+        vf_bars: [ { size: 0x4000, mem64: true, prefetch: true }, null, null, { size: 0x4000, mem64: true, prefetch: true } ]
+        vf:
+          caps:
+            - { id: msix, at: 0x70, vectors: 3, table: { bar: 3, offset: 0 }, pba: { bar: 3, offset: 0x2000 } }
+            - { id: pcie, at: 0xa0, flr: true }
+          ext_caps: [ { id: aer, at: 0x100 }, { id: raw, cap: 0x0e, at: 0x150, length: 8 } ]
   - bdf: "0000:04:00.1"
     name: igb1
     id: "8086:10c9"
@@ -116,7 +131,7 @@ functions:
       - { id: msi, at: 0x50, vectors: 1, addr64: true, maskable: true }
       - { id: msix, at: 0x70, vectors: 10, table: { bar: 3, offset: 0 }, pba: { bar: 3, offset: 0x2000 } }
       - { id: pcie, at: 0xa0, flr: true }
-    ext_caps: [ { id: aer, at: 0x100 } ]
+    ext_caps: *igb-ext-caps
   # one IOMMU group holding a PCIe-to-PCI bridge and two vfio-pci functions behind it
   - { bdf: "0000:00:07.0", name: rp5, id: "1b36:000c", class: 0x060400, pcie: true, bridge: { secondary: 5 }, iommu_group: 12, driver: pcieport, bars: [ { size: 0x1000 } ] }
   - { bdf: "0000:05:00.0", name: pcie-pci-bridge, id: "1b36:000e", class: 0x060400, pcie: true, bridge: { secondary: 6 }, iommu_group: 13, bars: [ { size: 0x100, mem64: true } ] }
@@ -159,6 +174,24 @@ functions:
       - { id: pcie, at: 0xe0, version: 1, flr: false }
       - { id: msix, at: 0xa0, vectors: 5, table: { bar: 3, offset: 0 }, pba: { bar: 3, offset: 0x2000 } }
     ext_caps: [ { id: aer, at: 0x100 }, { id: dsn, at: 0x140, serial: "0x525400ffff123457" } ]
+  # beyond the oracle's machine (QEMU has no IOAT): an Intel Sky Lake-E CBDMA channel (I/OAT
+  # v3.3, src/drivers/pci/hw/ioat.ts), a root-complex integrated endpoint in a group of its own,
+  # the DMA engine the kernel selftests' ioat driver and DPDK's program
+  - bdf: "0000:00:09.0"
+    name: ioat
+    id: "8086:2021"
+    subsystem: "8086:0000"
+    revision: 4
+    class: 0x088000
+    pcie: true
+    iommu_group: 16
+    driver: vfio-pci
+    reset: [flr]
+    bars: [ { size: 0x4000, mem64: true } ]
+    caps:
+      - { id: msix, at: 0x80, vectors: 1, table: { bar: 0, offset: 0x2000 }, pba: { bar: 0, offset: 0x3000 } }
+      - { id: pcie, at: 0x90, type: rc-endpoint, flr: true }
+      - { id: pm, at: 0xe0 }
 slots:
   - { bus: 4, slot: 0, reset: true }
 `;

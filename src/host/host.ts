@@ -24,6 +24,9 @@ import { vfioCdevInit, vfioState } from '../vfio/vfio_main.js';
 import { VfioDevice, VfioGroup } from '../vfio/vfio.js';
 import { DEFAULT_HOST_YAML } from './default_host.js';
 import { FunctionSpec, Topology, parseTopology } from './topology.js';
+import { kstrtobool, kstrtoul } from '../kernel/kstrtox.js';
+import { sriovNumvfsStore } from '../drivers/pci/iov.js';
+import { applyRecordedConfig } from '../record/replay.js';
 
 /** A kernel-side operation started by the administrator; it may wait (unbind waits for users). */
 export class AdminTask {
@@ -120,6 +123,7 @@ export class Host {
       dirtyTracking: false,
       reservedRegions: t.iommu.reservedRegions.map((r) => ({ start: r.start, last: r.end, type: r.type })),
       defaultDomainType: 'DMA',
+      vtdRegs: t.iommu.vtdCapReg != null && t.iommu.vtdEcapReg != null ? { cap: t.iommu.vtdCapReg, ecap: t.iommu.vtdEcapReg } : null,
     };
     iommuState(k).hw = hw;
     vfioState(k).noiommu = t.kernel.noiommu;
@@ -195,7 +199,7 @@ export class Host {
           noBusReset: f.noBusReset,
         });
         pdev.nickname = f.name;
-        pdev.cfgSize = f.pcie ? 4096 : 256;
+        pdev.cfgSize = f.recorded?.configRaw?.length ?? (f.pcie ? 4096 : 256);
         pdev.msixBar = f.msixBar;
         pdev.caps = f.caps.map((c) => ({ ...c }));
         pdev.extCaps = f.extCaps.map((c) => ({ ...c }));
@@ -210,6 +214,17 @@ export class Host {
           }),
           f.rom ? { start: f.romAddr ?? addr - f.rom, size: f.rom, type: 'mem' as const, mem64: false, prefetch: false } : null,
         ];
+        // the PF's VF BARs (TotalVFs copies of each, aligned to one VF's size), as firmware assigns them
+        for (const c of pdev.extCaps) {
+          if (c.id !== 'sriov') continue;
+          const total = BigInt(Math.max(c.totalVfs, 1));
+          c.vfBars = c.vfBars.map((b) => {
+            if (!b) return null;
+            if (b.addr !== null) return { ...b };
+            addr = (addr - b.size * total) & ~(b.size - 1n);
+            return { ...b, addr };
+          });
+        }
         pciDeviceAdd(k, pdev);
         if (f.secondaryBus !== null) buses.set(`${f.domain}:${f.secondaryBus}`, pciAddChildBus(k, pdev, f.secondaryBus));
         order.push(f);
@@ -218,6 +233,8 @@ export class Host {
         progress = true;
       }
     }
+    // a recorded function's config space is the recorded bytes (src/record/replay.ts)
+    for (const f of order) if (f.recorded?.configRaw) applyRecordedConfig(pciGetDevice(k, f.bdf)!, f.recorded.configRaw);
     for (const s of t.slots) {
       const bus = buses.get(`${s.domain}:${s.bus}`);
       if (bus) pciCreateSlot(bus, s.slot, s.reset);
@@ -245,6 +262,7 @@ export class Host {
     k.vfs.addAttr('/sys/module/vfio_pci/parameters/nointxmask', { show: () => yn(vp.nointxmask), store: boolStore((v) => (vp.nointxmask = v)) }, 0o644);
     k.vfs.addAttr('/sys/module/vfio_pci/parameters/disable_idle_d3', { show: () => yn(vp.disableIdleD3), store: boolStore((v) => (vp.disableIdleD3 = v)) }, 0o644);
     k.vfs.addAttr('/sys/module/vfio_pci/parameters/disable_denylist', { show: () => yn(vp.disableDenylist) }, 0o444);
+    k.vfs.addAttr('/sys/module/vfio_pci/parameters/enable_sriov', { show: () => yn(vp.enableSriov), store: boolStore((v) => (vp.enableSriov = v)) }, 0o644);
     const tp = type1Params(k);
     k.vfs.addAttr('/sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts', { show: () => yn(tp.allowUnsafeInterrupts), store: boolStore((v) => (tp.allowUnsafeInterrupts = v)) }, 0o644);
     k.vfs.addAttr('/sys/module/vfio_iommu_type1/parameters/disable_hugepages', { show: () => yn(tp.disableHugepages) }, 0o444);
@@ -266,6 +284,19 @@ export class Host {
       { show: () => yn(iommufdParams.allowUnsafeInterrupts), store: boolStore((v) => (iommufdParams.allowUnsafeInterrupts = v)) },
       0o644,
     );
+    // the kernel command line (the topology checked every name and value)
+    const setters: Record<string, (v: string) => void> = {
+      'vfio.enable_unsafe_noiommu_mode': (v) => (vs.noiommu = kstrtobool(v)[1]),
+      'vfio_pci.nointxmask': (v) => (vp.nointxmask = kstrtobool(v)[1]),
+      'vfio_pci.disable_idle_d3': (v) => (vp.disableIdleD3 = kstrtobool(v)[1]),
+      'vfio_pci.enable_sriov': (v) => (vp.enableSriov = kstrtobool(v)[1]),
+      'vfio_pci.disable_denylist': (v) => (vp.disableDenylist = kstrtobool(v)[1]),
+      'vfio_iommu_type1.allow_unsafe_interrupts': (v) => (tp.allowUnsafeInterrupts = kstrtobool(v)[1]),
+      'vfio_iommu_type1.disable_hugepages': (v) => (tp.disableHugepages = kstrtobool(v)[1]),
+      'vfio_iommu_type1.dma_entry_limit': (v) => (tp.dmaEntryLimit = kstrtoul(v, 0, 0xffffffffn)[1]),
+      'iommufd.allow_unsafe_interrupts': (v) => (iommufdParams.allowUnsafeInterrupts = kstrtobool(v)[1]),
+    };
+    for (const { param, value } of this.topology.kernel.cmdline) setters[param]!(value);
   }
 
   // ---- administrator operations --------------------------------------------------------------
@@ -321,6 +352,24 @@ export class Host {
     return new AdminTask(name, k.spawnKernelTask(name, pciStopAndRemoveBusDevice(k, pdev), ev?.seq));
   }
 
+  /**
+   * Set a PF's number of VFs, as `echo N > /sys/bus/pci/devices/BDF/sriov_numvfs` does (vfio-pci
+   * needs its enable_sriov parameter). The result is 0 or -errno; disabling waits while a VF's
+   * files are open.
+   */
+  sriovNumVfs(bdf: string, n: number): AdminTask {
+    const k = this.kernel;
+    const pdev = this.pdev(bdf);
+    if (!pdev.isPhysfn) throw new Error(`${pdev.name} is not an SR-IOV PF (no sriov_numvfs)`);
+    const ev = k.emitAdmin('sriov_numvfs', { device: pdev.name, num_vfs: n });
+    const name = `sriov_numvfs ${pdev.name} ${n}`;
+    const body = function* (): KGen<number> {
+      const r = yield* sriovNumvfsStore(k, pdev, `${n}\n`);
+      return r < 0 ? r : 0;
+    };
+    return new AdminTask(name, k.spawnKernelTask(name, body(), ev?.seq));
+  }
+
   /** Let virtual time pass (unregister's 10 s waits between device requests). */
   advanceTime(ms: number): void {
     this.kernel.clock.advance(ms);
@@ -336,9 +385,15 @@ export class Host {
 
   devices(): DeviceView[] {
     const out: DeviceView[] = [];
+    // the topology's functions, each PF followed by its VFs (pci_iov_add_virtfn order)
+    const all: PciDev[] = [];
     for (const f of this.topology.functions) {
       const d = pciGetDevice(this.kernel, f.bdf);
       if (!d) continue;
+      all.push(d);
+      if (d.isPhysfn) all.push(...d.bus.devices.filter((x) => x.isVirtfn && x.physfn === d && !x.removed));
+    }
+    for (const d of all) {
       const core = d.drvdata instanceof VfioPciCoreDevice ? d.drvdata : null;
       const v = core?.vdev;
       out.push({

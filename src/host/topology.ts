@@ -3,8 +3,10 @@
 // field and the problem.
 
 import { parse as parseYaml } from 'yaml';
+import { kstrtobool, kstrtoul } from '../kernel/kstrtox.js';
 import type { ResetMethod } from '../drivers/pci/pci.js';
-import { PCIE_TYPES, PciCap, PciExtCap, PcieType, pciCapLength, pciExtCapLength } from '../drivers/pci/caps.js';
+import { RecordedFunction, RecordedHost, parseRecordedFunction, parseRecordedHost } from '../record/format.js';
+import { PCIE_TYPES, PciCap, PciExtCap, PciSriovCap, PciVfBar, PcieType, pciCapLength, pciExtCapLength } from '../drivers/pci/caps.js';
 
 export interface BarSpec {
   size: bigint;
@@ -55,6 +57,8 @@ export interface FunctionSpec {
   interruptLine: number | null;
   /** extra device-model properties, passed through (config space, capabilities, ...) */
   extra: Record<string, unknown>;
+  /** what vfiosim-record captured on a real machine (src/record/format.ts) */
+  recorded?: RecordedFunction | null;
 }
 
 export interface SlotSpec {
@@ -70,6 +74,9 @@ export interface IommuSpec {
   cacheCoherency: boolean;
   enforceCacheCoherency: boolean;
   reservedRegions: Array<{ start: bigint; end: bigint; type: 'msi' | 'direct' | 'direct-relaxable' | 'reserved' | 'msi-sw' }>;
+  /** VT-d capability / extended capability registers (IOMMU_GET_HW_INFO); null: the model's */
+  vtdCapReg?: bigint | null;
+  vtdEcapReg?: bigint | null;
 }
 
 export interface KernelSpec {
@@ -77,7 +84,25 @@ export interface KernelSpec {
   vfioDevMajor: number | null;
   iommuMinor: number;
   noiommu: boolean;
+  /** module parameters given on the kernel command line ("vfio_pci.enable_sriov=1 ..."), in order */
+  cmdline: Array<{ param: string; value: string }>;
 }
+
+/**
+ * The module parameters a topology's kernel.cmdline may set, as module.param (the kernel's
+ * param_set_bool / param_set_uint parse them: kstrtobool, kstrtouint).
+ */
+export const KERNEL_CMDLINE_PARAMS: Record<string, 'bool' | 'uint'> = {
+  'vfio.enable_unsafe_noiommu_mode': 'bool',
+  'vfio_pci.nointxmask': 'bool',
+  'vfio_pci.disable_idle_d3': 'bool',
+  'vfio_pci.enable_sriov': 'bool',
+  'vfio_pci.disable_denylist': 'bool',
+  'vfio_iommu_type1.allow_unsafe_interrupts': 'bool',
+  'vfio_iommu_type1.disable_hugepages': 'bool',
+  'vfio_iommu_type1.dma_entry_limit': 'uint',
+  'iommufd.allow_unsafe_interrupts': 'bool',
+};
 
 export interface Topology {
   name: string;
@@ -86,6 +111,8 @@ export interface Topology {
   iommu: IommuSpec;
   functions: FunctionSpec[];
   slots: SlotSpec[];
+  /** a recorded machine's kernel identity, IOMMU groups and probe results (src/record/format.ts) */
+  recorded?: RecordedHost | null;
 }
 
 export class HostConfigError extends Error {
@@ -205,6 +232,7 @@ function parseIdPair(c: Checker, v: unknown, path: string): [number, number] | n
 const FUNCTION_KEYS = [
   'bdf', 'name', 'id', 'vendor', 'device', 'subsystem', 'revision', 'class', 'bridge', 'pcie', 'iommu_group',
   'driver', 'reset', 'no_bus_reset', 'bars', 'rom', 'rom_addr', 'msix_bar', 'caps', 'ext_caps', 'interrupt_pin', 'interrupt_line', 'model',
+  'recorded',
 ];
 
 function parseFunction(c: Checker, raw: unknown, i: number): FunctionSpec | null {
@@ -306,10 +334,17 @@ function parseFunction(c: Checker, raw: unknown, i: number): FunctionSpec | null
   if (msixBarRaw !== null && !bars[msixBarRaw]) c.err(`${path}.msix_bar`, `BAR${msixBarRaw} is not defined`);
   const pcie = c.bool(o.pcie, `${path}.pcie`, false);
   const caps = parseCaps(c, o, path, { bars, reset, pcie, msixBar: msixBarRaw, bridge: secondaryBus !== null, classCode });
-  const extCaps = parseExtCaps(c, o.ext_caps, `${path}.ext_caps`, pcie);
+  const revision = c.int(o.revision, `${path}.revision`, 0, 0xff, 0);
+  const extCaps = parseExtCaps(c, o.ext_caps, `${path}.ext_caps`, pcie, {
+    pf: { classCode, revision, subsystemVendor, subsystemDevice },
+    bridge: secondaryBus !== null,
+  });
   const msix = caps.find((x) => x.id === 'msix');
   const msixBar = msix ? msix.tableBar : null;
   const extra = o.model === undefined ? {} : (c.obj(o.model, `${path}.model`) ?? {});
+  const recorded = o.recorded === undefined ? null : parseRecordedFunction(o.recorded, `${path}.recorded`, (p, m) => c.err(p, m));
+  if (recorded?.configRaw && recorded.configRaw.length !== (pcie ? 4096 : 256) && recorded.configRaw.length < 256)
+    c.err(`${path}.recorded.config_raw.size`, `${recorded.configRaw.length}: a recorded config space is 256 or 4096 bytes (sysfs config read as root)`);
   return {
     bdf: bdfRaw?.toLowerCase() ?? '',
     domain,
@@ -321,7 +356,7 @@ function parseFunction(c: Checker, raw: unknown, i: number): FunctionSpec | null
     device,
     subsystemVendor,
     subsystemDevice,
-    revision: c.int(o.revision, `${path}.revision`, 0, 0xff, 0),
+    revision,
     classCode,
     secondaryBus,
     pcie,
@@ -338,6 +373,7 @@ function parseFunction(c: Checker, raw: unknown, i: number): FunctionSpec | null
     interruptPin: c.int(o.interrupt_pin, `${path}.interrupt_pin`, 0, 4, secondaryBus === null ? 1 : 0),
     interruptLine: o.interrupt_line === undefined ? null : c.int(o.interrupt_line, `${path}.interrupt_line`, 0, 0xff),
     extra,
+    recorded,
   };
 }
 
@@ -467,14 +503,96 @@ function defaultPcieType(x: CapContext): PcieType {
   return x.classCode >> 8 === 0x0604 && x.pcie ? 'root-port' : 'pcie-pci-bridge';
 }
 
-// sriov: parsed with the SR-IOV work (not yet accepted in topologies)
-const EXT_CAP_KEYS: Record<Exclude<PciExtCap['id'], 'sriov'>, string[]> = {
+const EXT_CAP_KEYS: Record<PciExtCap['id'], string[]> = {
   aer: ['id', 'at'],
   dsn: ['id', 'at', 'serial'],
+  sriov: ['id', 'at', 'total_vfs', 'initial_vfs', 'vf_device', 'offset', 'stride', 'vf_bars', 'vf'],
   raw: ['id', 'at', 'cap', 'length'],
 };
 
-function parseExtCaps(c: Checker, v: unknown, p: string, pcie: boolean): PciExtCap[] {
+/** What an SR-IOV capability's VFs default to (the PF's IDs); null: a VF's list (no nesting). */
+interface ExtCapContext {
+  pf: { classCode: number; revision: number; subsystemVendor: number; subsystemDevice: number };
+  bridge: boolean;
+}
+
+/**
+ * An SR-IOV extended capability (a PF): TotalVFs/InitialVFs, VF Device ID, First VF Offset and
+ * VF Stride, the VF BARs (memory, a power of two of at least the 4 KiB system page size), and
+ * what the VFs present (their capability lists, class, revision, subsystem IDs).
+ */
+function parseSriov(c: Checker, co: Obj, cp: string, at: number, x: ExtCapContext): PciSriovCap {
+  if (x.bridge) c.err(`${cp}.id`, 'an SR-IOV capability belongs to an endpoint, not a bridge');
+  const totalVfs = c.int(co.total_vfs, `${cp}.total_vfs`, 0, 0xffff);
+  const initialVfs = c.int(co.initial_vfs, `${cp}.initial_vfs`, 0, 0xffff, totalVfs);
+  if (initialVfs > totalVfs) c.err(`${cp}.initial_vfs`, `${initialVfs} is above total_vfs (${totalVfs})`);
+  const vfDevice = c.int(co.vf_device, `${cp}.vf_device`, 0, 0xffff);
+  const offset = c.int(co.offset, `${cp}.offset`, 0, 0xffff);
+  const stride = c.int(co.stride, `${cp}.stride`, 0, 0xffff, 1);
+  if (totalVfs && offset === 0) c.err(`${cp}.offset`, 'must be at least 1 (the kernel rejects a First VF Offset of 0)');
+  if (totalVfs > 1 && stride === 0) c.err(`${cp}.stride`, 'must be at least 1 with more than one VF (the kernel rejects a VF Stride of 0)');
+  const vfBars: Array<PciVfBar | null> = [null, null, null, null, null, null];
+  const bp = `${cp}.vf_bars`;
+  if (co.vf_bars !== undefined) {
+    if (!Array.isArray(co.vf_bars) || co.vf_bars.length > 6) c.err(bp, 'must be a list of at most 6 VF BARs (null for an unused one)');
+    else
+      co.vf_bars.forEach((b: unknown, j: number) => {
+        if (b === null) return;
+        const p = `${bp}[${j}]`;
+        const bo = c.obj(b, p);
+        if (!bo) return;
+        c.known(bo, p, ['size', 'mem64', 'prefetch', 'addr']);
+        const size = c.big(bo.size, `${p}.size`);
+        if (size < 0x1000n || (size & (size - 1n)) !== 0n)
+          c.err(`${p}.size`, `0x${size.toString(16)} is not a power of two of at least 0x1000 (VF BARs are multiples of the 4 KiB system page size)`);
+        const mem64 = c.bool(bo.mem64, `${p}.mem64`, false);
+        if (mem64 && j === 5) c.err(`${p}.mem64`, 'VF BAR5 cannot be 64-bit (it needs the next BAR)');
+        const addr = bo.addr === undefined ? null : c.big(bo.addr, `${p}.addr`);
+        if (addr !== null && size && addr % size !== 0n) c.err(`${p}.addr`, `0x${addr.toString(16)} is not aligned to the VF BAR size 0x${size.toString(16)}`);
+        if (addr !== null && !mem64 && addr + size * BigInt(totalVfs) > 0x100000000n)
+          c.err(`${p}.addr`, `the ${totalVfs} VFs' BARs from 0x${addr.toString(16)} reach above 4 GiB in a 32-bit VF BAR`);
+        vfBars[j] = { size, addr, mem64, prefetch: c.bool(bo.prefetch, `${p}.prefetch`, false) };
+      });
+    vfBars.forEach((b, j) => {
+      if (b?.mem64 && j < 5 && vfBars[j + 1]) c.err(`${bp}[${j + 1}]`, `must be null: VF BAR${j} is 64-bit and uses it`);
+    });
+  }
+  const vp = `${cp}.vf`;
+  const vo = co.vf === undefined ? {} : (c.obj(co.vf, vp) ?? {});
+  c.known(vo, vp, ['class', 'revision', 'subsystem', 'interrupt_pin', 'caps', 'ext_caps']);
+  let subsystemVendor = x.pf.subsystemVendor,
+    subsystemDevice = x.pf.subsystemDevice;
+  if (vo.subsystem !== undefined) {
+    const ids = parseIdPair(c, vo.subsystem, `${vp}.subsystem`);
+    if (ids) [subsystemVendor, subsystemDevice] = ids;
+  }
+  const classCode = c.int(vo.class, `${vp}.class`, 0, 0xffffff, x.pf.classCode);
+  const barSpecs = vfBars.map((b) => (b ? { size: b.size, addr: null, type: 'mem' as const, mem64: b.mem64, prefetch: b.prefetch } : null));
+  // a VF is a PCIe endpoint: without `caps`, a PCIe capability (no FLR) is inferred
+  const caps = parseCaps(c, vo, vp, { bars: barSpecs, reset: [], pcie: true, msixBar: null, bridge: false, classCode });
+  const extCaps = parseExtCaps(c, vo.ext_caps, `${vp}.ext_caps`, true, null);
+  return {
+    id: 'sriov',
+    at,
+    totalVfs,
+    initialVfs,
+    vfDevice,
+    offset,
+    stride,
+    vfBars,
+    vf: {
+      caps,
+      extCaps,
+      classCode,
+      revision: c.int(vo.revision, `${vp}.revision`, 0, 0xff, x.pf.revision),
+      subsystemVendor,
+      subsystemDevice,
+      interruptPin: c.int(vo.interrupt_pin, `${vp}.interrupt_pin`, 0, 0xff, 0),
+    },
+  };
+}
+
+function parseExtCaps(c: Checker, v: unknown, p: string, pcie: boolean, x: ExtCapContext | null): PciExtCap[] {
   const caps: PciExtCap[] = [];
   if (v === undefined) return caps;
   if (!Array.isArray(v)) {
@@ -490,18 +608,23 @@ function parseExtCaps(c: Checker, v: unknown, p: string, pcie: boolean): PciExtC
       return;
     }
     const id = co.id as keyof typeof EXT_CAP_KEYS;
-    if (typeof id !== 'string' || !(id in EXT_CAP_KEYS)) {
-      c.err(`${cp}.id`, `unknown extended capability ${describe(co.id)} (known: ${Object.keys(EXT_CAP_KEYS).join(', ')})`);
+    const known = Object.keys(EXT_CAP_KEYS).filter((k) => x || k !== 'sriov');
+    if (typeof id !== 'string' || !known.includes(id)) {
+      const why = id === 'sriov' ? 'a VF has no SR-IOV capability of its own' : `unknown extended capability ${describe(co.id)}`;
+      c.err(`${cp}.id`, `${why} (known: ${known.join(', ')})`);
       return;
     }
     c.known(co, cp, EXT_CAP_KEYS[id]);
     if (id !== 'raw' && caps.some((e) => e.id === id)) c.err(`${cp}.id`, `a second ${id} capability`);
     const at = co.at === undefined ? -1 : c.int(co.at, `${cp}.at`, 0x100, 0xffc);
     if (id === 'aer') caps.push({ id, at });
+    else if (id === 'sriov') caps.push(parseSriov(c, co, cp, at, x!));
     else if (id === 'raw') caps.push({ id, at, capId: c.int(co.cap, `${cp}.cap`, 0, 0xffff), length: c.int(co.length, `${cp}.length`, 4, 0xf00, 4) });
     else caps.push({ id, at, serial: c.big(co.serial, `${cp}.serial`, 0n) });
   });
   layout(c, caps, p, 0x100, 0x1000, pciExtCapLength);
+  if (caps[0] && caps[0].at !== 0x100)
+    c.err(`${p}[0].at`, `0x${caps[0].at.toString(16)}: the extended list starts at 0x100 (the first capability must be there, or the kernel finds none)`);
   return caps;
 }
 
@@ -526,6 +649,31 @@ function alignUp(n: number, a: number): number {
   return Math.ceil(n / a) * a;
 }
 
+/** kernel.cmdline: "module.param=value" words (dashes and underscores alike, as the kernel) */
+function parseCmdline(c: Checker, v: unknown): KernelSpec['cmdline'] {
+  const out: KernelSpec['cmdline'] = [];
+  const s = c.str(v, 'kernel.cmdline', '');
+  if (!s) return out;
+  for (const word of s.trim().split(/\s+/)) {
+    const eq = word.indexOf('=');
+    const param = (eq < 0 ? word : word.slice(0, eq)).replace(/-/g, '_');
+    const value = eq < 0 ? '' : word.slice(eq + 1);
+    const kind = KERNEL_CMDLINE_PARAMS[param];
+    if (!kind) {
+      c.err('kernel.cmdline', `unknown parameter "${param}" (known: ${Object.keys(KERNEL_CMDLINE_PARAMS).join(', ')})`);
+      continue;
+    }
+    // a bare boolean parameter means true
+    const ok = kind === 'bool' ? eq < 0 || kstrtobool(value)[0] === 0 : kstrtoul(value, 0, 0xffffffffn)[0] === 0;
+    if (!ok) {
+      c.err('kernel.cmdline', `"${word}": ${kind === 'bool' ? 'expected a boolean (1/0, y/n, on/off)' : 'expected an unsigned 32-bit integer'}`);
+      continue;
+    }
+    out.push({ param, value: eq < 0 ? 'Y' : value });
+  }
+  return out;
+}
+
 /** Parse and validate a topology from YAML or JSON text. */
 export function parseTopology(text: string, source = '<topology>'): Topology {
   let raw: unknown;
@@ -544,25 +692,37 @@ export function validateTopology(raw: unknown, source = '<topology>'): Topology 
     c.err('(top level)', 'the topology must be a mapping with at least "functions"');
     throw new HostConfigError(c.problems, source);
   }
-  c.known(top, '(top level)', ['name', 'description', 'kernel', 'iommu', 'functions', 'slots']);
+  c.known(top, '(top level)', ['name', 'description', 'kernel', 'iommu', 'functions', 'slots', 'recorded']);
   const k = c.obj(top.kernel, 'kernel') ?? {};
-  c.known(k, 'kernel', ['vfio_major', 'vfio_dev_major', 'iommu_minor', 'noiommu']);
+  c.known(k, 'kernel', ['vfio_major', 'vfio_dev_major', 'iommu_minor', 'noiommu', 'cmdline']);
   const kernel: KernelSpec = {
     vfioMajor: k.vfio_major === undefined ? 249 : k.vfio_major === null ? null : c.int(k.vfio_major, 'kernel.vfio_major', 1, 511),
     vfioDevMajor:
       k.vfio_dev_major === undefined ? 248 : k.vfio_dev_major === null ? null : c.int(k.vfio_dev_major, 'kernel.vfio_dev_major', 1, 511),
     iommuMinor: c.int(k.iommu_minor, 'kernel.iommu_minor', 0, 0xfffff, 257),
     noiommu: c.bool(k.noiommu, 'kernel.noiommu', false),
+    cmdline: parseCmdline(c, k.cmdline),
   };
+  const recorded = top.recorded === undefined ? null : parseRecordedHost(top.recorded, 'recorded', (p, m) => c.err(p, m));
+  // a recorded machine boots with the module parameters it had (those the model knows)
+  if (recorded)
+    for (const [param, value] of Object.entries(recorded.moduleParams))
+      if (KERNEL_CMDLINE_PARAMS[param] && !kernel.cmdline.some((x) => x.param === param)) {
+        const ok = KERNEL_CMDLINE_PARAMS[param] === 'bool' ? kstrtobool(value)[0] === 0 : kstrtoul(value, 0, 0xffffffffn)[0] === 0;
+        if (ok) kernel.cmdline.push({ param, value });
+        else c.err(`recorded.module_params.${param}`, `"${value}" is not a valid ${KERNEL_CMDLINE_PARAMS[param]} value`);
+      }
   if (kernel.vfioMajor !== null && kernel.vfioMajor === kernel.vfioDevMajor)
     c.err('kernel.vfio_dev_major', `must differ from kernel.vfio_major (${kernel.vfioMajor})`);
   const im = c.obj(top.iommu, 'iommu') ?? {};
-  c.known(im, 'iommu', ['address_width', 'interrupt_remapping', 'cache_coherency', 'enforce_cache_coherency', 'reserved_regions']);
+  c.known(im, 'iommu', ['address_width', 'interrupt_remapping', 'cache_coherency', 'enforce_cache_coherency', 'reserved_regions', 'vtd_cap_reg', 'vtd_ecap_reg']);
   const iommu: IommuSpec = {
     addressWidth: c.int(im.address_width, 'iommu.address_width', 32, 64, 39),
     interruptRemapping: c.bool(im.interrupt_remapping, 'iommu.interrupt_remapping', true),
     cacheCoherency: c.bool(im.cache_coherency, 'iommu.cache_coherency', true),
     enforceCacheCoherency: c.bool(im.enforce_cache_coherency, 'iommu.enforce_cache_coherency', false),
+    vtdCapReg: im.vtd_cap_reg === undefined ? null : c.big(im.vtd_cap_reg, 'iommu.vtd_cap_reg'),
+    vtdEcapReg: im.vtd_ecap_reg === undefined ? null : c.big(im.vtd_ecap_reg, 'iommu.vtd_ecap_reg'),
     reservedRegions: [{ start: 0xfee00000n, end: 0xfeefffffn, type: 'msi' }],
   };
   if (im.reserved_regions !== undefined) {
@@ -594,6 +754,30 @@ export function validateTopology(raw: unknown, source = '<topology>'): Topology 
     const prev = seen.get(f.bdf);
     if (prev !== undefined) c.err(`functions[${i}].bdf`, `${f.bdf} is already used by functions[${prev}]`);
     seen.set(f.bdf, i);
+  });
+  // SR-IOV: every VF a PF can enable sits on the PF's bus at a routing ID nothing else uses
+  const rids = new Map<string, string>();
+  const ridKey = (dom: number, bus: number, devfn: number) => `${dom}:${bus}:${devfn}`;
+  functions.forEach((f) => rids.set(ridKey(f.domain, f.bus, (f.dev << 3) | f.fn), f.bdf));
+  functions.forEach((f, i) => {
+    const j = f.extCaps.findIndex((x) => x.id === 'sriov');
+    const s = f.extCaps[j];
+    if (!s || s.id !== 'sriov' || !f.bdf || !s.offset || (s.totalVfs > 1 && !s.stride)) return;
+    const p = `functions[${i}].ext_caps[${j}]`;
+    for (let n = 0; n < s.totalVfs; n++) {
+      const devfn = ((f.dev << 3) | f.fn) + s.offset + s.stride * n;
+      const at = `${f.bdf.slice(0, 8)}${hex2((devfn >> 3) & 0x1f)}.${devfn & 7}`;
+      if (devfn > 0xff) {
+        c.err(p, `VF ${n} would be at routing ID 0x${devfn.toString(16)}, past bus ${hex2(f.bus)} (VFs on another bus are not modelled): lower total_vfs, offset or stride`);
+        break;
+      }
+      const other = rids.get(ridKey(f.domain, f.bus, devfn));
+      if (other) {
+        c.err(p, `VF ${n} would be ${at}, which is ${other}`);
+        break;
+      }
+      rids.set(ridKey(f.domain, f.bus, devfn), `VF ${n} of ${f.bdf}`);
+    }
   });
   const bridgeFor = new Map<string, FunctionSpec>();
   functions.forEach((f, i) => {
@@ -639,6 +823,7 @@ export function validateTopology(raw: unknown, source = '<topology>'): Topology 
     iommu,
     functions,
     slots,
+    recorded,
   };
 }
 

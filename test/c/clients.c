@@ -6,12 +6,20 @@
  *  passthru paths and fds outside the emulated trees behave as without the shim.
  *  efault   bad pointers in ioctl arguments give EFAULT, as in the kernel.
  *  libvirt  libvirt's pattern: open /dev/iommu and the cdev, hand both to another program by
- *           inheritance across exec (QEMU's fd=), and to another process over SCM_RIGHTS. */
+ *           inheritance across exec (QEMU's fd=), and to another process over SCM_RIGHTS.
+ *  entry    the other entry points glibc exports and fortified or 64-bit builds call: open64,
+ *           openat64, __open*_2, __read_chk, readv/writev, pread64, preadv*, pwrite64,
+ *           pwritev*, __pread*_chk, lseek64, the stat64 family, __readlink_chk, __realpath_chk,
+ *           canonicalize_file_name, euidaccess/eaccess, readdir64/readdir_r/telldir/seekdir/
+ *           rewinddir, fdopendir, scandirat, fopen64, fdopen, getxattr, fcntl F_SETFL. */
 #include "common.h"
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations" /* readdir_r is an entry point to cover */
 #include <dirent.h>
 #include <limits.h>
 #include <sys/mman.h>
 #include <sys/sysmacros.h>
+#include <sys/uio.h>
+#include <sys/xattr.h>
 
 static const char *SYSDEV = "/sys/bus/pci/devices/0000:01:00.0";
 
@@ -112,9 +120,13 @@ static void t_stdio(void) {
 	CHECK(close(fd) == 0);
 	/* scandir with a filter and alphasort */
 	struct dirent **list;
-	int n = scandir("/sys/class/vfio-dev", &list, only_vfio, alphasort);
-	CHECK(n == 8);
-	CHECK(!strcmp(list[0]->d_name, "vfio0") && !strcmp(list[7]->d_name, "vfio7"));
+	int n = scandir("/sys/class/vfio-dev", &list, only_vfio, versionsort);
+	CHECK(n >= 8); /* the default host's vfio-pci functions: vfio0, vfio1, ... */
+	for (int i = 0; i < n; i++) {
+		char want[16];
+		snprintf(want, sizeof want, "vfio%d", i);
+		CHECK(!strcmp(list[i]->d_name, want));
+	}
 	for (int i = 0; i < n; i++) free(list[i]);
 	free(list);
 	/* access */
@@ -265,6 +277,140 @@ static void t_libvirt_qemu(int ifd, int dev) {
 	CHECK(group_busy());
 }
 
+extern int __open_2(const char *, int);
+extern int __open64_2(const char *, int);
+extern int __openat_2(int, const char *, int);
+extern int __openat64_2(int, const char *, int);
+extern ssize_t __read_chk(int, void *, size_t, size_t);
+extern ssize_t __pread_chk(int, void *, size_t, off_t, size_t);
+extern ssize_t __pread64_chk(int, void *, size_t, off64_t, size_t);
+extern ssize_t __readlink_chk(const char *, char *, size_t, size_t);
+extern char *__realpath_chk(const char *, char *, size_t);
+
+#define CFG (7ULL << 40) /* VFIO_PCI_CONFIG_REGION_INDEX */
+
+static void t_entry(void) {
+	const char *vendor = "/sys/bus/pci/devices/0000:01:00.0/vendor";
+	char b[64];
+	int opened[6] = {open64(vendor, O_RDONLY), openat64(AT_FDCWD, vendor, O_RDONLY), __open_2(vendor, O_RDONLY),
+	                 __open64_2(vendor, O_RDONLY), __openat_2(AT_FDCWD, vendor, O_RDONLY), __openat64_2(AT_FDCWD, vendor, O_RDONLY)};
+	for (int i = 0; i < 6; i++) {
+		CHECK(opened[i] >= 0);
+		memset(b, 0, sizeof b);
+		CHECK(__read_chk(opened[i], b, 16, sizeof b) == 7 && !strcmp(b, "0x8086\n"));
+		CHECK(close(opened[i]) == 0);
+	}
+	/* vectored and positioned reads of a sysfs attribute */
+	int fd = open(vendor, O_RDONLY);
+	CHECK(fd >= 0);
+	memset(b, 0, sizeof b);
+	struct iovec iov[2] = {{b, 2}, {b + 2, 5}};
+	CHECK(readv(fd, iov, 2) == 7 && !memcmp(b, "0x8086\n", 7));
+	CHECK(lseek64(fd, 0, SEEK_CUR) == 7);
+	memset(b, 0, sizeof b);
+	CHECK(preadv(fd, iov, 2, 0) == 7 && !memcmp(b, "0x8086\n", 7));
+	CHECK(preadv64(fd, iov, 1, 2) == 2 && !memcmp(b, "80", 2));
+	CHECK(lseek(fd, 2, SEEK_SET) == 2);
+	CHECK(preadv2(fd, iov, 1, -1, 0) == 2 && !memcmp(b, "80", 2)); /* -1: at the file position */
+	CHECK(lseek(fd, 0, SEEK_CUR) == 4);
+	CHECK(preadv64v2(fd, iov, 1, 0, 0) == 2 && !memcmp(b, "0x", 2));
+	CHECK(pread64(fd, b, 4, 2) == 4 && !memcmp(b, "8086", 4));
+	CHECK(__pread_chk(fd, b, 2, 4, sizeof b) == 2 && !memcmp(b, "86", 2));
+	CHECK(__pread64_chk(fd, b, 2, 0, sizeof b) == 2 && !memcmp(b, "0x", 2));
+	CHECK(close(fd) == 0);
+	/* positioned and vectored writes through the device: config space and BAR0 */
+	int dev = open_bound(NULL);
+	uint16_t w = 0;
+	CHECK(pread64(dev, &w, 2, CFG) == 2 && w == 0x8086);
+	uint8_t line, got;
+	struct iovec wv = {&line, 1};
+	line = 0x5a;
+	CHECK(pwrite64(dev, &line, 1, CFG + 0x3c) == 1 && pread(dev, &got, 1, CFG + 0x3c) == 1 && got == 0x5a);
+	line = 0x33;
+	CHECK(pwritev(dev, &wv, 1, CFG + 0x3c) == 1 && pread(dev, &got, 1, CFG + 0x3c) == 1 && got == 0x33);
+	line = 0x44;
+	CHECK(pwritev64(dev, &wv, 1, CFG + 0x3c) == 1 && pread(dev, &got, 1, CFG + 0x3c) == 1 && got == 0x44);
+	line = 0x55;
+	CHECK(pwritev2(dev, &wv, 1, CFG + 0x3c, 0) == 1 && pread(dev, &got, 1, CFG + 0x3c) == 1 && got == 0x55);
+	line = 0x66;
+	CHECK(pwritev64v2(dev, &wv, 1, CFG + 0x3c, 0) == 1 && pread(dev, &got, 1, CFG + 0x3c) == 1 && got == 0x66);
+	/* write/writev at the file position (BAR0 from 0; a device file has no llseek: ESPIPE) */
+	uint32_t x = 0x11223344, y = 0;
+	CHECK(lseek(dev, 0x200, SEEK_SET) == -1 && errno == ESPIPE);
+	CHECK(lseek64(dev, 0, SEEK_CUR) == -1 && errno == ESPIPE);
+	CHECK(write(dev, &x, 4) == 4);
+	struct iovec xv = {&x, 4};
+	x = 0x55667788;
+	CHECK(writev(dev, &xv, 1) == 4);
+	CHECK(pread(dev, &y, 4, 0) == 4 && y == 0x11223344);
+	CHECK(pread(dev, &y, 4, 4) == 4 && y == 0x55667788);
+	/* the stat family's 64-bit forms */
+	struct stat64 s64;
+	CHECK(stat64(CDEV, &s64) == 0 && S_ISCHR(s64.st_mode));
+	dev_t rdev = s64.st_rdev;
+	CHECK(fstat64(dev, &s64) == 0 && S_ISCHR(s64.st_mode) && s64.st_rdev == rdev);
+	CHECK(lstat64("/sys/bus/pci/devices/0000:01:00.0", &s64) == 0 && S_ISLNK(s64.st_mode));
+	CHECK(fstatat64(AT_FDCWD, "/sys/bus/pci/devices/0000:01:00.0", &s64, 0) == 0 && S_ISDIR(s64.st_mode));
+	CHECK(fcntl(dev, F_SETFL, O_NONBLOCK) == 0 && (fcntl(dev, F_GETFL) & O_NONBLOCK));
+	CHECK(getxattr(CDEV, "security.selinux", b, sizeof b) == -1 && errno == ENODATA);
+	CHECK(close(dev) == 0);
+	/* links and canonical paths */
+	char link[PATH_MAX];
+	ssize_t l = __readlink_chk("/sys/bus/pci/devices/0000:01:00.0/driver", link, sizeof link - 1, sizeof link);
+	CHECK(l > 0);
+	link[l] = 0;
+	CHECK(!strcmp(link, "../../../../bus/pci/drivers/vfio-pci"));
+	char *c = canonicalize_file_name("/sys/bus/pci/devices/0000:01:00.0/driver");
+	CHECK(c && !strcmp(c, "/sys/bus/pci/drivers/vfio-pci"));
+	free(c);
+	CHECK(__realpath_chk("/dev/vfio/../vfio/6", link, sizeof link) && !strcmp(link, "/dev/vfio/6"));
+	CHECK(euidaccess("/dev/iommu", R_OK | W_OK) == 0 && eaccess(GROUP, F_OK) == 0);
+	CHECK(eaccess("/dev/vfio/5", F_OK) == -1 && errno == ENOENT);
+	/* directories */
+	DIR *d = opendir("/dev/vfio/devices");
+	CHECK(d != NULL);
+	int n = 0;
+	long pos = 0;
+	char third[256] = "";
+	struct dirent64 *e;
+	while ((e = readdir64(d))) {
+		if (++n == 2) pos = telldir(d);
+		if (n == 3) snprintf(third, sizeof third, "%s", e->d_name);
+	}
+	CHECK(n >= 10); /* ".", "..", vfio0..vfioN */
+	int ndevs = n - 2;
+	seekdir(d, pos);
+	CHECK((e = readdir64(d)) && !strcmp(e->d_name, third));
+	rewinddir(d);
+	struct dirent ent, *res;
+	CHECK(readdir_r(d, &ent, &res) == 0 && res == &ent && !strcmp(ent.d_name, "."));
+	CHECK(closedir(d) == 0);
+	int dfd = open("/sys/class/vfio-dev", O_RDONLY | O_DIRECTORY);
+	CHECK(dfd >= 0);
+	d = fdopendir(dfd);
+	CHECK(d && dirfd(d) == dfd);
+	n = 0;
+	while (readdir(d)) n++;
+	CHECK(n == ndevs + 2 && closedir(d) == 0);
+	struct dirent **list;
+	CHECK(scandirat(AT_FDCWD, "/dev/vfio/devices", &list, only_vfio, alphasort) == ndevs);
+	for (int i = 0; i < ndevs; i++) free(list[i]);
+	free(list);
+	int sysdir = open("/sys/bus/pci/devices", O_RDONLY | O_DIRECTORY);
+	CHECK(sysdir >= 0);
+	CHECK(scandirat(sysdir, "0000:01:00.0/vfio-dev", &list, only_vfio, NULL) == 1 && !strcmp(list[0]->d_name, "vfio0"));
+	free(list[0]);
+	free(list);
+	close(sysdir);
+	/* stdio */
+	FILE *f = fopen64(vendor, "r");
+	CHECK(f && fgets(b, sizeof b, f) && !strcmp(b, "0x8086\n") && fclose(f) == 0);
+	fd = open(vendor, O_RDONLY);
+	f = fdopen(fd, "r");
+	CHECK(f && fgets(b, sizeof b, f) && !strcmp(b, "0x8086\n") && fclose(f) == 0);
+	CHECK(fcntl(fd, F_GETFD) == -1 && errno == EBADF); /* fclose closed it */
+}
+
 int main(int argc, char **argv) {
 	const char *mode = argc > 1 ? argv[1] : "";
 	if (!strcmp(mode, "qemu")) t_qemu();
@@ -272,9 +418,10 @@ int main(int argc, char **argv) {
 	else if (!strcmp(mode, "passthru")) t_passthru();
 	else if (!strcmp(mode, "efault")) t_efault();
 	else if (!strcmp(mode, "libvirt")) t_libvirt(argv[0]);
+	else if (!strcmp(mode, "entry")) t_entry();
 	else if (!strcmp(mode, "libvirt-qemu") && argc > 3) t_libvirt_qemu(atoi(argv[2]), atoi(argv[3]));
 	else {
-		fprintf(stderr, "usage: clients qemu|stdio|passthru|efault|libvirt\n");
+		fprintf(stderr, "usage: clients qemu|stdio|passthru|efault|libvirt|entry\n");
 		return 2;
 	}
 	printf("ok %s\n", mode);

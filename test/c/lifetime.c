@@ -11,8 +11,10 @@ static void t_close(void) {
 
 static void t_dup(void) {
 	int dev = open_bound(NULL);
-	int d1 = dup(dev), d2 = fcntl(dev, F_DUPFD_CLOEXEC, 100), d3 = 200;
-	CHECK(d1 >= 0 && d2 >= 100);
+	int d1 = dup(dev), d2 = fcntl(dev, F_DUPFD_CLOEXEC, 100), d3 = 200, d5 = fcntl(dev, F_DUPFD, 150);
+	CHECK(d1 >= 0 && d2 >= 100 && d5 >= 150);
+	CHECK(fcntl(d2, F_GETFD) == FD_CLOEXEC && fcntl(d5, F_GETFD) == 0);
+	CHECK(get_info(d5) == 0 && close(d5) == 0);
 	CHECK(dup2(dev, d3) == d3);
 	int d4 = 300;
 	CHECK(dup3(dev, d4, O_CLOEXEC) == d4);

@@ -115,7 +115,16 @@ export interface PciSriovCap {
   /** the six VF BARs (null: unimplemented; the slot after a 64-bit BAR is null) */
   vfBars: Array<PciVfBar | null>;
   /** the VFs' own capability lists, class, revision and subsystem IDs */
-  vf: { caps: PciCap[]; extCaps: PciExtCap[]; classCode: number; revision: number; subsystemVendor: number; subsystemDevice: number };
+  vf: {
+    caps: PciCap[];
+    extCaps: PciExtCap[];
+    classCode: number;
+    revision: number;
+    subsystemVendor: number;
+    subsystemDevice: number;
+    /** the Interrupt Pin a VF reports: 0 as SR-IOV requires (QEMU's nvme VFs say 1: a bogus pin) */
+    interruptPin?: number;
+  };
 }
 /** any other extended capability ID, with no registers beyond its header */
 export interface PciRawExtCap {

@@ -79,6 +79,11 @@ export interface VmArea {
   backing?: Uint8Array;
   /** set by ->mmap: the mapping's vm_operations for user accesses (trapped MMIO) */
   mmio?: MmioOps;
+  /**
+   * set by ->mmap: every access must go through `mmio` (registers with side effects), so a real
+   * process's mapping of `backing` is trapped by the bridge rather than mapped plainly
+   */
+  trapped?: boolean;
 }
 
 /**
