@@ -7,23 +7,12 @@
 //   npx tsc -p tsconfig.json && node dist/bench/ioas.js [ms per row, default 1000]
 
 import { Host, Process, uapi as U, vfio } from '../src/api/index.js';
+import { opsPerSecond } from './measure.js';
 
 const PG = 0x1000;
 const LIVE_BASE = 0x40000000n; // live mappings from 1 GiB up, one page every two pages
 
-function measure(ms: number, body: () => number): number {
-  let n = 0;
-  const w0 = performance.now();
-  while (performance.now() - w0 < ms / 4) n += body();
-  n = 0;
-  const t0 = performance.now();
-  let t = t0;
-  while (t - t0 < ms) {
-    n += body();
-    t = performance.now();
-  }
-  return n / ((t - t0) / 1000);
-}
+const measure = opsPerSecond;
 
 export function benchIoas(ms: number): Array<{ name: string; opsPerSec: number }> {
   const host = new Host();

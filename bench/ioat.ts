@@ -10,20 +10,9 @@
 
 import { Host, Process, uapi as U, vfio } from '../src/api/index.js';
 import { ioatEncodeDescriptor } from '../src/drivers/pci/hw/ioat.js';
+import { opsPerSecond } from './measure.js';
 
-function measure(ms: number, body: () => number): number {
-  let n = 0;
-  const w0 = performance.now();
-  while (performance.now() - w0 < ms / 4) n += body();
-  n = 0;
-  const t0 = performance.now();
-  let t = t0;
-  while (t - t0 < ms) {
-    n += body();
-    t = performance.now();
-  }
-  return n / ((t - t0) / 1000);
-}
+const measure = opsPerSecond;
 
 export interface IoatBenchRow {
   name: string;

@@ -11,20 +11,9 @@ import { Host, Process, uapi as U, vfio } from '../src/api/index.js';
 import { pciGetDevice } from '../src/drivers/pci/pci.js';
 import { pciRaiseMsix } from '../src/drivers/pci/msi.js';
 import { pciSetIntx } from '../src/drivers/pci/irq.js';
+import { opsPerSecond } from './measure.js';
 
-function measure(ms: number, body: () => number): number {
-  let n = 0;
-  const w0 = performance.now();
-  while (performance.now() - w0 < ms / 4) n += body();
-  n = 0;
-  const t0 = performance.now();
-  let t = t0;
-  while (t - t0 < ms) {
-    n += body();
-    t = performance.now();
-  }
-  return n / ((t - t0) / 1000);
-}
+const measure = opsPerSecond;
 
 function setIrqs(p: Process, flags: number, index: number, start: number, fds: number[], count = fds.length): number {
   const b = new Int32Array([20 + 4 * fds.length, flags, index, start, count, ...fds]);

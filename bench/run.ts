@@ -5,6 +5,7 @@
 // --no-bridge (skip the part that needs cc and spawns processes), --no-explore. BENCH_MS sets ms per row.
 
 import { Host, Process, uapi as U, vfio } from '../src/api/index.js';
+import { opsPerSecond } from './measure.js';
 import { benchType1 } from './type1.js';
 import { benchIoas } from './ioas.js';
 import { benchBridge } from './bridge.js';
@@ -15,27 +16,13 @@ import { benchIoat } from './ioat.js';
 
 interface Result {
   name: string;
-  ops: number;
-  seconds: number;
   opsPerSec: number;
   /** cost of one op in null syscalls */
   vsNull?: number;
 }
 
-function measure(name: string, minMs: number, body: () => number): Result {
-  // warm up
-  let n = 0;
-  const w0 = performance.now();
-  while (performance.now() - w0 < minMs / 4) n += body();
-  n = 0;
-  const t0 = performance.now();
-  let t = t0;
-  while (t - t0 < minMs) {
-    n += body();
-    t = performance.now();
-  }
-  const seconds = (t - t0) / 1000;
-  return { name, ops: n, seconds, opsPerSec: n / seconds };
+function measure(name: string, ms: number, body: () => number): Result {
+  return { name, opsPerSec: opsPerSecond(ms, body) };
 }
 
 function nullSyscall(p: Process, fd: number): () => number {
@@ -105,7 +92,7 @@ async function main(): Promise<void> {
   })());
   results.push(getInfo);
   if (host.kernel.warnings.length) throw new Error(`kernel warnings during the benchmark: ${JSON.stringify(host.kernel.warnings)}`);
-  for (const r of [...benchType1(ms), ...benchIoas(ms), ...benchVfioPciRw(ms), ...benchIrqs(ms), ...benchIoat(ms)].filter((r) => !r.name.startsWith('null'))) results.push({ name: r.name, ops: 0, seconds: 0, opsPerSec: r.opsPerSec });
+  for (const r of [...benchType1(ms), ...benchIoas(ms), ...benchVfioPciRw(ms), ...benchIrqs(ms), ...benchIoat(ms)].filter((r) => !r.name.startsWith('null'))) results.push({ name: r.name, opsPerSec: r.opsPerSec });
   for (const r of results) r.vsNull = nul.opsPerSec / r.opsPerSec;
   const bridge = process.argv.includes('--no-bridge') ? [] : await benchBridge(ms).catch((e: Error) => {
     process.stderr.write(`bench: bridge part skipped: ${e.message.split('\n')[0]}\n`);

@@ -7,6 +7,7 @@
 //   node dist/bench/type1.js [ms]                                 // prints a table
 
 import { Host, Process, uapi as U } from '../src/api/index.js';
+import { opsPerSecond } from './measure.js';
 
 const PAGE = 0x1000n;
 
@@ -54,19 +55,7 @@ function setup(live: number): { p: Process; c: number; vaddr: bigint } {
   return { p, c, vaddr };
 }
 
-function measure(minMs: number, body: () => number): number {
-  let n = 0;
-  const w0 = performance.now();
-  while (performance.now() - w0 < minMs / 4) n += body();
-  n = 0;
-  const t0 = performance.now();
-  let t = t0;
-  while (t - t0 < minMs) {
-    n += body();
-    t = performance.now();
-  }
-  return n / ((t - t0) / 1000);
-}
+const measure = opsPerSecond;
 
 /**
  * Map+unmap pairs per second with 1,000 and with 100,000 live mappings (each row measured for

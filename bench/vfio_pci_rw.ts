@@ -6,20 +6,9 @@
 //   npx tsc -p tsconfig.json && node dist/bench/vfio_pci_rw.js [ms per row, default 1000]
 
 import { Host, Process, vfio } from '../src/api/index.js';
+import { opsPerSecond } from './measure.js';
 
-function measure(ms: number, body: () => number): number {
-  let n = 0;
-  const w0 = performance.now();
-  while (performance.now() - w0 < ms / 4) n += body();
-  n = 0;
-  const t0 = performance.now();
-  let t = t0;
-  while (t - t0 < ms) {
-    n += body();
-    t = performance.now();
-  }
-  return n / ((t - t0) / 1000);
-}
+const measure = opsPerSecond;
 
 export function benchVfioPciRw(ms: number): Array<{ name: string; opsPerSec: number; nullSyscalls: number }> {
   const host = new Host();
