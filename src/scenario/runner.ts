@@ -6,14 +6,13 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { AdminTask, Host } from '../host/host.js';
 import { validateTopology } from '../host/topology.js';
-import { PendingCall, Process, fileKind } from '../api/process.js';
+import { PendingCall, Process } from '../api/process.js';
 import { errnoName } from '../kernel/errno.js';
 import { TraceEvent } from '../kernel/trace.js';
-import { Decoded, StructDef, decode, encode } from '../uapi/layout.js';
-import { IOCTLS, IoctlInfo, ioctlByName } from '../uapi/ioctls.js';
+import { Decoded, decode, encode } from '../uapi/layout.js';
 import * as U from '../uapi/vfio.js';
-import * as I from '../uapi/iommufd.js';
 import { Scenario, Step, Value, parseScenario } from './scenario.js';
+import { OPEN_FLAGS, ValueResolver, ioctlArg, openFlags, parseBytes, readBack, retFailure } from './args.js';
 
 export interface StepResult {
   step: Step;
@@ -50,13 +49,6 @@ type Var =
   | { kind: 'admin'; task: AdminTask }
   | { kind: 'pending'; call: PendingCall }
   | { kind: 'value'; value: number };
-
-const CONSTANTS: Record<string, number> = {};
-for (const [k, v] of Object.entries({ ...U, ...I })) if (typeof v === 'number') CONSTANTS[k] = v;
-const OPEN_FLAGS: Record<string, number> = {
-  O_RDONLY: 0, O_WRONLY: 1, O_RDWR: 2, O_CREAT: 0o100, O_EXCL: 0o200, O_NONBLOCK: 0o4000, O_DIRECTORY: 0o200000,
-  O_NOFOLLOW: 0o400000, O_CLOEXEC: 0o2000000,
-};
 
 /** Boot the scenario's host. */
 export function scenarioHost(sc: Scenario, override?: string): Host {
@@ -128,9 +120,8 @@ export class ScenarioRunner {
   private checkExpect(step: Step, r: StepResult): string | undefined {
     const e = step.expect;
     if (r.ret !== undefined) {
-      if (e.kind === 'ret' && r.ret !== e.value) return `expected ${e.value}, got ${r.ret}${r.errno ? ' ' + r.errno : ''}`;
-      if (e.kind === 'ok' && r.ret < 0) return `expected success, got -1 ${r.errno}`;
-      if (e.kind === 'errno' && (r.ret !== -1 || r.errno !== e.name)) return `expected -1 ${e.name}, got ${r.ret}${r.errno ? ' ' + r.errno : ''}`;
+      const f = retFailure(e, r.ret, r.errno);
+      if (f) return f;
     }
     if (step.expectOut) {
       if (!r.out) return 'expected output fields, but the call wrote none';
@@ -148,43 +139,24 @@ export class ScenarioRunner {
 
   // ---- values ------------------------------------------------------------------------------------
 
+  private readonly values = new ValueResolver(
+    (name) => this.vars.get(name),
+    StepError,
+    (name) => new StepError(`no variable "${name}" (define it with "as: ${name}")`),
+    (name, what) => new StepError(`${what}: no fd named "${name}"`),
+  );
+
   /** $name, $name.field, constant names, numbers */
   resolve(v: Value): Value {
-    if (typeof v === 'string') {
-      if (v.startsWith('$')) {
-        const [name, field] = v.slice(1).split('.', 2) as [string, string | undefined];
-        const x = this.vars.get(name);
-        if (!x) throw new StepError(`no variable "${name}" (define it with "as: ${name}")`);
-        if (field !== undefined) {
-          if (x.kind !== 'struct') throw new StepError(`"${name}" has no fields`);
-          const f = x.fields[field];
-          if (f === undefined) throw new StepError(`"${name}" has no field "${field}"`);
-          return f as Value;
-        }
-        if (x.kind === 'fd') return x.fd;
-        if (x.kind === 'value') return x.value;
-        throw new StepError(`"${name}" is not a value`);
-      }
-      if (v in CONSTANTS) return CONSTANTS[v]!;
-      if (/^-?(0x[0-9a-fA-F]+|\d+)$/.test(v)) return v.startsWith('-') ? -Number(v.slice(1)) : Number(v);
-    }
-    return v;
+    return this.values.resolve(v);
   }
 
   private num(v: Value | undefined, what: string): number {
-    const r = this.resolve(v ?? 0);
-    if (typeof r === 'bigint') return Number(r);
-    if (typeof r !== 'number') throw new StepError(`${what}: expected a number, got ${JSON.stringify(r)}`);
-    return r;
+    return this.values.num(v, what);
   }
 
   private fd(v: Value | undefined, what = 'fd'): number {
-    if (typeof v === 'string' && !v.startsWith('$')) {
-      const x = this.vars.get(v);
-      if (x?.kind === 'fd') return x.fd;
-      if (!/^(0x)?[0-9a-fA-F]+$/.test(v)) throw new StepError(`${what}: no fd named "${v}"`);
-    }
-    return this.num(v, what);
+    return this.values.fd(v, what);
   }
 
   /** per process: fd number -> the name it was given (kept current across close/dup/exit) */
@@ -201,18 +173,6 @@ export class ScenarioRunner {
       m.set(fd, name);
       this.vars.set(name, { kind: 'fd', proc: p, fd });
     } else m.delete(fd);
-  }
-
-  private flags(v: Value | undefined): number {
-    if (v === undefined) return 2;
-    if (typeof v === 'number') return v;
-    return String(v)
-      .split('|')
-      .map((s) => s.trim())
-      .reduce((acc, s) => {
-        if (!(s in OPEN_FLAGS)) throw new StepError(`unknown open flag ${s}`);
-        return acc | OPEN_FLAGS[s]!;
-      }, 0);
   }
 
   // ---- process steps -------------------------------------------------------------------------------
@@ -235,7 +195,7 @@ export class ScenarioRunner {
     switch (step.op) {
       case 'open': {
         const path = String(a.path ?? main);
-        const flags = this.flags(a.flags);
+        const flags = openFlags(a.flags, StepError);
         r.call = `open("${path}", ${fmtFlags(flags)})`;
         setRet(p.open(path, flags));
         if (r.ret! >= 0) this.nameFd(step.actor, r.ret!, step.as);
@@ -315,7 +275,7 @@ export class ScenarioRunner {
       case 'write':
       case 'pwrite': {
         const fd = this.fd(a.fd ?? main);
-        const data = parseBytes(a.data ?? '');
+        const data = parseBytes(a.data ?? '', StepError);
         const off = step.op === 'pwrite' ? BigInt(this.num(a.offset ?? 0, 'offset')) : undefined;
         r.call = `${step.op}(${this.fdName(step.actor, fd)}, ${hexBytes(data)}${off !== undefined ? ', 0x' + off.toString(16) : ''})`;
         setRet(p.writeBytes(fd, data, off));
@@ -384,101 +344,27 @@ export class ScenarioRunner {
   private ioctl(step: Step, p: Process, r: StepResult, setRet: (n: number) => void): void {
     const a = step.args;
     const fd = this.fd(a.fd);
-    const kind = fileKind(p.file(fd));
-    const req = a.main;
-    let info: IoctlInfo | undefined;
-    let cmd: number;
-    if (typeof req === 'string' && !/^(0x)?[0-9a-fA-F]+$/.test(req)) {
-      info = ioctlByName(req);
-      if (!info) throw new StepError(`unknown ioctl ${req}`);
-      cmd = info.value;
-    } else {
-      cmd = this.num(req, 'ioctl');
-      info = IOCTLS.find((i) => i.value === cmd && (!kind || i.files.includes(kind)));
-    }
-    const name = info?.name ?? '0x' + cmd.toString(16);
     const argv = a.arg;
-    let arg: bigint = 0n;
+    const io = ioctlArg(p, fd, a.main, argv, this.values, StepError);
     let shown = '';
-    let readBack: { def: StructDef<string>; ptr: number; size: number } | null = null;
-    if (argv === 'fault' || argv === 'NULL') {
-      arg = argv === 'NULL' ? 0n : 1n;
-      shown = argv;
-    } else if (info?.arg === 'value' || (info === undefined && typeof argv !== 'object')) {
-      arg = BigInt(this.num(argv ?? 0, 'arg'));
-      shown = typeof argv === 'string' ? argv : String(arg);
-    } else if (info?.arg === 'none') {
-      shown = '';
-    } else if (info?.arg === 'string') {
-      const s = String(this.resolve(argv ?? ''));
-      arg = BigInt(p.mem.cstring(s));
-      shown = JSON.stringify(s);
-    } else if (info?.struct && typeof argv === 'object' && argv !== null && !Array.isArray(argv)) {
-      const def = info.struct;
-      const fields: Decoded = {};
-      let size = def.size;
-      for (const [k, v] of Object.entries(argv)) {
-        if (k === 'bytes') {
-          size = this.num(v, 'bytes');
-          continue;
-        }
-        fields[k] = this.structValue(p, v, `${name}.${k}`) as number | bigint;
-      }
-      const sf = info.sizeField;
-      if (sf && fields[sf] === undefined) fields[sf] = def.size;
-      size = Math.max(size, sf ? Number(fields[sf]) : def.size, def.size);
-      const ptr = p.mem.alloc(size);
-      p.mem.write(ptr, encode(def, fields, size));
-      arg = BigInt(ptr);
-      readBack = { def, ptr, size: def.size };
-      r.in = decode(def, encode(def, fields, def.size));
-      shown = '{' + Object.entries(argv).map(([k, v]) => `${k}=${fmtVal(v)}`).join(', ') + '}';
-    } else {
-      // a pointer to an s32 (VFIO_GROUP_SET_CONTAINER)
-      const v = this.num(argv ?? 0, 'arg');
-      arg = BigInt(p.mem.s32At(v));
-      shown = `&${fmtVal(argv ?? 0)}`;
-    }
-    r.call = `ioctl(${this.fdName(step.actor, fd)}, ${name}${shown ? ', ' + shown : ''})`;
-    const ret = p.ioctl(fd, cmd, arg);
+    if (io.form === 'pointer') shown = argv as string;
+    else if (io.form === 'value') shown = typeof argv === 'string' ? argv : String(io.arg);
+    else if (io.form === 'string') shown = JSON.stringify(io.str);
+    else if (io.form === 'struct') {
+      const def = io.readBack!.def;
+      r.in = decode(def, encode(def, io.fields!, def.size));
+      shown = '{' + Object.entries(argv as Record<string, Value>).map(([k, v]) => `${k}=${fmtVal(v)}`).join(', ') + '}';
+    } else if (io.form === 's32') shown = `&${fmtVal(argv ?? 0)}`;
+    r.call = `ioctl(${this.fdName(step.actor, fd)}, ${io.name}${shown ? ', ' + shown : ''})`;
+    const ret = p.ioctl(fd, io.cmd, io.arg);
     setRet(ret);
-    if (readBack && ret >= 0) {
-      r.out = decode(readBack.def, p.mem.read(readBack.ptr, readBack.size));
-    } else if (readBack && ret < 0 && step.expectOut) {
-      // some ioctls write back on error (EMSGSIZE, ENOSPC)
-      r.out = decode(readBack.def, p.mem.read(readBack.ptr, readBack.size));
-    }
-    if (cmd === U.VFIO_GROUP_GET_DEVICE_FD && ret >= 0) this.nameFd(step.actor, ret, step.as);
+    // some ioctls write back on error too (EMSGSIZE, ENOSPC)
+    if (io.readBack && (ret >= 0 || step.expectOut)) r.out = readBack(p, io.readBack);
+    if (io.cmd === U.VFIO_GROUP_GET_DEVICE_FD && ret >= 0) this.nameFd(step.actor, ret, step.as);
     else if (step.as) {
       if (r.out) this.vars.set(step.as, { kind: 'struct', fields: r.out });
       else if (ret >= 0) this.vars.set(step.as, { kind: 'value', value: ret });
     }
-  }
-
-  /** A struct field value: numbers, $refs, constants, or { uuid } / { bytes } put in memory (a pointer). */
-  private structValue(p: Process, v: Value, what: string): number | bigint {
-    if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
-      const o = v as Record<string, Value>;
-      if (typeof o.uuid === 'string') {
-        const b = uuidBytes(o.uuid);
-        if (!b) throw new StepError(`${what}: "${o.uuid}" is not a UUID`);
-        const ptr = p.mem.alloc(16);
-        p.mem.write(ptr, b);
-        return BigInt(ptr);
-      }
-      if (o.bytes !== undefined) {
-        const b = parseBytes(o.bytes);
-        const ptr = p.mem.alloc(Math.max(1, b.length));
-        p.mem.write(ptr, b);
-        return BigInt(ptr);
-      }
-      if (o.buffer !== undefined) return BigInt(p.mem.alloc(this.num(o.buffer, what)));
-      throw new StepError(`${what}: a nested value must be { uuid: ... }, { bytes: ... } or { buffer: SIZE }`);
-    }
-    if (v === 'fault') return 1n;
-    const r = this.resolve(v);
-    if (typeof r === 'number' || typeof r === 'bigint') return r;
-    throw new StepError(`${what}: expected a number, got ${JSON.stringify(r)}`);
   }
 
   // ---- admin steps ---------------------------------------------------------------------------------
@@ -566,20 +452,4 @@ function fmtStat(st: { mode: number; rdevMajor: number; rdevMinor: number; ino: 
 
 function hexBytes(b: Uint8Array): string {
   return [...b].map((x) => x.toString(16).padStart(2, '0')).join(' ');
-}
-
-function parseBytes(v: Value): Uint8Array {
-  if (typeof v === 'string') {
-    const hex = v.replace(/[\s:]/g, '');
-    if (/^([0-9a-fA-F]{2})*$/.test(hex) && hex.length) return Uint8Array.from(hex.match(/../g)!.map((x) => parseInt(x, 16)));
-    return new TextEncoder().encode(v);
-  }
-  if (Array.isArray(v)) return Uint8Array.from(v.map((x) => Number(x)));
-  throw new StepError(`bytes: expected a hex string or a list of numbers`);
-}
-
-function uuidBytes(s: string): Uint8Array | null {
-  const h = s.replace(/-/g, '');
-  if (!/^[0-9a-fA-F]{32}$/.test(h)) return null;
-  return Uint8Array.from(h.match(/../g)!.map((x) => parseInt(x, 16)));
 }
