@@ -112,7 +112,15 @@ export class ScenarioRunner {
     }
     r.events = this.pendingEvents.filter((e) => e.kind !== 'syscall');
     this.pendingEvents = [];
-    if (!r.failure) r.failure = this.checkExpect(step, r);
+    if (!r.failure) {
+      try {
+        r.failure = this.checkExpect(step, r);
+      } catch (e) {
+        // an expectation naming an unbound $variable is a failure of the step, not a crash
+        if (e instanceof StepError) r.failure = e.message;
+        else throw e;
+      }
+    }
     this.results.push(r);
     return r;
   }
