@@ -216,10 +216,22 @@ export class AddressSpace implements UserMemory {
     if (!Number.isSafeInteger(addr) || addr < 0 || len < 0 || addr + len > TASK_SIZE) return null;
     const out = src ? src : new Uint8Array(len);
     if (len === 0) return out;
+    const end = addr + len;
+    let i = this.find(addr);
+    const v0 = this.vmas[i];
+    if (v0 && v0.start <= addr && end <= v0.end && !v0.mmio) {
+      // the common case: one plain mapping holds the whole range
+      if (!(v0.prot & need)) {
+        this.lastFault = 'SIGSEGV';
+        return null;
+      }
+      const o = v0.off + (addr - v0.start);
+      if (src) v0.data.set(src, o);
+      else out.set(v0.data.subarray(o, o + len));
+      return out;
+    }
     // First check the whole range (a fault must not leave a partial write in this model).
     let a = addr;
-    const end = addr + len;
-    let i = this.find(a);
     const segs: Array<[Vma, number, number]> = [];
     while (a < end) {
       const v = this.vmas[i];
