@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadScenario } from '../src/scenario/runner.js';
 import { parseScenario, Scenario } from '../src/scenario/scenario.js';
-import { Engine, EngineOptions, traceKey } from '../src/explore/engine.js';
+import { Engine, EngineOptions, engineOptionsWith, traceKey } from '../src/explore/engine.js';
 import { Execution, prepareScenario } from '../src/explore/execution.js';
 import { explore } from '../src/explore/explore.js';
 import { VARIANTS } from '../src/explore/variants.js';
@@ -22,23 +22,7 @@ const EXAMPLES = join(here, '..', '..', 'examples', 'explore');
 
 const SEEDS = ['two-device-files.yaml', 'group-close-vs-device.yaml', 'bind-vs-ioctl.yaml', 'unbind-vs-ioctl.yaml'];
 
-function options(over: Partial<EngineOptions>): EngineOptions {
-  return {
-    strategy: 'dpor',
-    variant: null,
-    timeouts: 1,
-    depth: 20000,
-    stopOnViolation: false,
-    maxExecutions: Infinity,
-    timeLimitMs: Infinity,
-    preemptions: 2,
-    runs: 100,
-    seed: 1,
-    pctDepth: 3,
-    countTraces: true,
-    ...over,
-  };
-}
+const options = engineOptionsWith;
 
 /** Distinct traces among the executions of a strategy, and the executions. */
 function count(sc: Scenario, over: Partial<EngineOptions>): { executions: number; traces: number; ms: number } {

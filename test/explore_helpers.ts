@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { exploreMain } from '../src/explore/cli.js';
 import { Scenario, parseScenario } from '../src/scenario/scenario.js';
 import { loadScenario } from '../src/scenario/runner.js';
-import { Engine, EngineOptions, traceKey } from '../src/explore/engine.js';
+import { Engine, EngineOptions, engineOptionsWith, traceKey } from '../src/explore/engine.js';
 import { Execution, prepareScenario } from '../src/explore/execution.js';
 import { Variant } from '../src/explore/variants.js';
 import type { KGen } from '../src/kernel/sched.js';
@@ -30,23 +30,7 @@ export function scenario(yaml: string, source = '<test>'): Scenario {
   return parseScenario(text, source);
 }
 
-export function engineOptions(over: Partial<EngineOptions> = {}): EngineOptions {
-  return {
-    strategy: 'dpor',
-    variant: null,
-    timeouts: 1,
-    depth: 20000,
-    stopOnViolation: false,
-    maxExecutions: Infinity,
-    timeLimitMs: Infinity,
-    preemptions: 2,
-    runs: 100,
-    seed: 1,
-    pctDepth: 3,
-    countTraces: true,
-    ...over,
-  };
-}
+export const engineOptions = engineOptionsWith;
 
 /** The trace keys of every execution a strategy explores. */
 export function traces(sc: Scenario, over: Partial<EngineOptions> = {}): { executions: number; keys: Set<string>; sleepBlocked: number } {

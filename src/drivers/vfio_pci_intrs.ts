@@ -479,7 +479,7 @@ function* vfioPciSetIntxMask(vdev: VfioPciCoreDevice, _i: number, start: number,
   if (flags & DATA_NONE) vfioPciIntxMaskLocked(vdev);
   else if (flags & DATA_BOOL) {
     if (data![0]) vfioPciIntxMaskLocked(vdev);
-  } else if (flags & DATA_EVENTFD) return -ENOTTY; // not implemented by the kernel either
+  } else if (flags & DATA_EVENTFD) return -ENOTTY; // vfio_pci_set_intx_mask: 7.2 has no eventfd-driven mask and answers ENOTTY
   return 0;
 }
 
@@ -597,7 +597,7 @@ export function* vfioPciSetIrqsIoctl(vdev: VfioPciCoreDevice, flags: number, ind
       break;
     case MSI:
     case MSIX:
-      // MASK/UNMASK: "XXX Need masking support exported"
+      // MASK/UNMASK of MSI/MSI-X: 7.2 has no handler for them (func stays NULL), so ENOTTY
       if (action === U.VFIO_IRQ_SET_ACTION_TRIGGER) func = vfioPciSetMsiTrigger;
       break;
     case ERR:

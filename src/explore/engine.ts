@@ -38,6 +38,25 @@ export interface EngineOptions extends Omit<ExecOptions, 'record'> {
   countTraces: boolean;
 }
 
+/** Engine options with everything not given set as the tests and benchmarks use them. */
+export function engineOptionsWith(over: Partial<EngineOptions> = {}): EngineOptions {
+  return {
+    strategy: 'dpor',
+    variant: null,
+    timeouts: 1,
+    depth: 20000,
+    stopOnViolation: false,
+    maxExecutions: Infinity,
+    timeLimitMs: Infinity,
+    preemptions: 2,
+    runs: 100,
+    seed: 1,
+    pctDepth: 3,
+    countTraces: true,
+    ...over,
+  };
+}
+
 export interface Progress {
   executions: number;
   elapsedMs: number;
